@@ -1,0 +1,68 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// netlab: CNI plugins, an overlay daemon and a namespace runtime for Linux.
+// Plugins link only NetTypes/CNI/Netlink/NFTables/IPAM (FoundationEssentials at most);
+// swift-argument-parser is used by the `netlab` CLI alone.
+
+let package = Package(
+    name: "netlab",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "loopback", targets: ["loopback"]),
+        .executable(name: "bridge", targets: ["bridge"]),
+        .executable(name: "host-local", targets: ["host-local"]),
+        .executable(name: "portmap", targets: ["portmap"]),
+        .executable(name: "netlab", targets: ["netlab"]),
+        .library(name: "CNI", targets: ["CNI"]),
+        .library(name: "Netlink", targets: ["Netlink"]),
+        .library(name: "NFTables", targets: ["NFTables"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, one system library target each, and one shim for what Swift cannot import.
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftnl",
+                       providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
+        .target(name: "CNetlabShims", dependencies: ["CNetlink", "CNFTables"]),
+
+        // Shared Swift modules.
+        .target(name: "NetTypes"),
+        .target(name: "CNI", dependencies: ["NetTypes"]),
+        .target(name: "Netlink", dependencies: ["CNetlink", "CNetlabShims", "NetTypes"]),
+        .target(name: "NFTables", dependencies: ["CNFTables", "CNetlabShims", "NetTypes"]),
+        .target(name: "IPAM", dependencies: ["CNI", "NetTypes"]),
+
+        // Plugin logic, one module per plugin; the executables are thin.
+        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"]),
+        .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
+        .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
+        .executableTarget(name: "loopback", dependencies: ["LoopbackPlugin"]),
+        .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
+        .executableTarget(name: "bridge", dependencies: ["BridgePlugin"]),
+        .executableTarget(name: "portmap", dependencies: ["PortmapPlugin"]),
+
+        // The runtime and its CLI.
+        .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims"]),
+        .executableTarget(name: "netlab", dependencies: [
+            "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // A CNI plugin used only by tests: echoes what it received.
+        .executableTarget(name: "cni-echo", dependencies: ["CNI"]),
+
+        // Tests.
+        .target(name: "TestSupport", dependencies: ["NetTypes"], path: "Tests/TestSupport"),
+        .testTarget(name: "NetTypesTests", dependencies: ["NetTypes"]),
+        .testTarget(name: "CNITests", dependencies: ["CNI", "TestSupport"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
+        .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "TestSupport"]),
+        .testTarget(name: "IPAMTests", dependencies: ["IPAM", "TestSupport"]),
+        .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
+        .testTarget(name: "NetlabTests", dependencies: ["TestSupport"]),
+    ]
+)

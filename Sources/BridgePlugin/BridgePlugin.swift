@@ -1,0 +1,1 @@
+// BridgePlugin module

@@ -1,0 +1,1 @@
+#include "nft_shims.h"
