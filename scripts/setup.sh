@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what netlab needs to build, test and run its demo on a fresh Debian 12 machine.
+# Run as root. Idempotent.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  pkg-config libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev   # build: the C libraries
+  iproute2 nftables iputils-ping netcat-openbsd tcpdump conntrack procps python3  # tests read state back with these
+)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ] || [ "${NETLAB_APT_UPDATE:-0}" = 1 ]; then
+  apt-get update
+  apt-get install -y "${PKGS[@]}"
+fi
+if [ -z "$(command -v swift || true)" ] && [ ! -x /opt/swift/usr/bin/swift ]; then
+  echo "setup.sh: Swift 6.1 or newer is required (expected at /opt/swift)" >&2; exit 1
+fi
