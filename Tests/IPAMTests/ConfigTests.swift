@@ -213,7 +213,9 @@ final class ConfigTests: XCTestCase {
 
 /// A fresh directory under the system temp dir, removed when the test ends.
 func makeTempDir(_ test: XCTestCase? = nil) throws -> String {
-    var template = Array((NSTemporaryDirectory() + "/netlab-ipam-XXXXXX").utf8CString)
+    var tmp = NSTemporaryDirectory()
+    while tmp.hasSuffix("/") { tmp.removeLast() }
+    var template = Array((tmp + "/netlab-ipam-XXXXXX").utf8CString)
     let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     guard p != nil else { throw IPAMError.io(operation: "mkdtemp", path: NSTemporaryDirectory(), errno: errno) }
     let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
