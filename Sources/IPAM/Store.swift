@@ -35,8 +35,8 @@ public struct Reservation: Hashable, Sendable {
     /// True for a legacy (container-ID-only) reservation of this attachment's container.
     public func isLegacy(of a: Attachment) -> Bool { ifName == nil && containerID == a.containerID }
 
-    /// The reference file body: `containerID + "\r\n" + ifName`.
-    public var fileContents: String { containerID + "\r\n" + (ifName ?? "") }
+    /// The reference file body: `containerID + "\r\n" + ifName` (just the ID for legacy ones).
+    public var fileContents: String { ifName.map { containerID + "\r\n" + $0 } ?? containerID }
 
     /// Parses a reservation file body; surrounding white space is ignored, and a body
     /// without "\r\n" is a legacy reservation holding only the container ID.
@@ -137,7 +137,7 @@ public final class DiskStore: IPAMStore {
     }
 
     public func reserve(_ ip: IPAddress, for a: Attachment, rangeSetIndex: Int) throws -> Bool {
-        let contents = a.containerID.trimmingWhitespace() + "\r\n" + a.ifName
+        let contents = Reservation(address: ip, containerID: a.containerID.trimmingWhitespace(), ifName: a.ifName).fileContents
         guard try FileSystem.createExclusive(path(ip.description), contents) else { return false }
         do {
             try FileSystem.replace(path(DiskStore.lastReservedPrefix + String(rangeSetIndex)), ip.description)

@@ -218,3 +218,24 @@ final class AllocatorTests: XCTestCase {
         XCTAssertTrue(bs.entries.isEmpty)
     }
 }
+
+final class RequestedIPsTests: XCTestCase {
+    func testCollectsFromAllSourcesInReferenceOrder() throws {
+        let got = try RequestedIPs.collect(cniArgs: "IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.1.0.9",
+                                           argsIPs: ["fd00::9"], runtimeIPs: ["10.1.0.9/24", "10.2.0.3"])
+        XCTAssertEqual(got, [ip("10.1.0.9"), ip("fd00::9"), ip("10.2.0.3")])
+        XCTAssertEqual(try RequestedIPs.fromCNIArgs("IP=10.1.0.2,fd00::2"), [ip("10.1.0.2"), ip("fd00::2")])
+        XCTAssertEqual(try RequestedIPs.fromCNIArgs("FOO=bar"), [])
+        XCTAssertThrowsError(try RequestedIPs.fromCNIArgs("IP=10.1.0")) { e in
+            XCTAssertEqual(e as? IPAMError, .invalidConfig("CNI_ARGS IP: \"10.1.0\" is not an IP address"))
+        }
+        XCTAssertThrowsError(try RequestedIPs.collect(cniArgs: nil, argsIPs: [], runtimeIPs: ["nope"]))
+    }
+
+    func testLegacyFileContents() {
+        XCTAssertEqual(Reservation(address: ip("10.0.0.2"), containerID: "c", ifName: "eth0").fileContents, "c\r\neth0")
+        XCTAssertEqual(Reservation(address: ip("10.0.0.2"), containerID: "c", ifName: nil).fileContents, "c")
+        let parsed = Reservation(address: ip("10.0.0.2"), fileContents: "  c \r\neth0\n")
+        XCTAssertEqual(parsed, Reservation(address: ip("10.0.0.2"), containerID: "c", ifName: "eth0"))
+    }
+}
