@@ -17,6 +17,16 @@ public struct Allocation: Hashable, Sendable {
     }
 }
 
+/// How many addresses a range set can hand out and how many it has handed out.
+public struct RangeSetUsage: Hashable, Sendable {
+    public var rangeSetIndex: Int
+    public var rangeSet: String
+    public var allocatable: Int64
+    public var reserved: Int64
+    /// True when no address is left.
+    public var isExhausted: Bool { reserved >= allocatable }
+}
+
 /// The host-local allocator for one network: validated settings plus a store.
 public struct Allocator {
     public let settings: IPAMSettings
@@ -153,6 +163,16 @@ public struct Allocator {
     /// Every reservation of the network, sorted by address.
     public func reservations() throws -> [Reservation] {
         try store.withLock { try store.reservations() }
+    }
+
+    /// How full each range set is: for the STATUS verb and for people.
+    public func usage() throws -> [RangeSetUsage] {
+        let all = try reservations()
+        return settings.rangeSets.enumerated().map { i, set in
+            let used = all.filter { r in set.range(for: r.address).map { !$0.isReserved(r.address) } ?? false }.count
+            return RangeSetUsage(rangeSetIndex: i, rangeSet: set.description,
+                                 allocatable: set.allocatableCount, reserved: Int64(used))
+        }
     }
 
     static func held(by a: Attachment, in all: [Reservation]) -> [Reservation] {

@@ -76,6 +76,8 @@ final class AllocatorTests: XCTestCase {
         // rangeStart..rangeEnd of 3 addresses, gateway outside the span.
         let (b, _) = try memoryAllocator(#"{"subnet": "10.5.0.0/24", "rangeStart": "10.5.0.100", "rangeEnd": "10.5.0.102"}"#)
         for i in 0..<3 { _ = try b.allocate(containerID: "c\(i)", ifName: "eth0") }
+        XCTAssertEqual(try b.usage(), [RangeSetUsage(rangeSetIndex: 0, rangeSet: "10.5.0.100-10.5.0.102", allocatable: 3, reserved: 3)])
+        XCTAssertTrue(try b.usage()[0].isExhausted)
         XCTAssertThrowsError(try b.allocate(containerID: "x", ifName: "eth0")) { e in
             let msg = (e as? IPAMError)?.message ?? ""
             XCTAssertTrue(msg.contains("range set 0 (10.5.0.100-10.5.0.102)"), msg)
@@ -92,6 +94,9 @@ final class AllocatorTests: XCTestCase {
             Allocation(address: CIDR("fd00:1::10/64")!, gateway: ip("fd00:1::1"), rangeSetIndex: 1),
         ])
         XCTAssertEqual(store.lastReserved, [0: ip("10.1.0.2"), 1: ip("fd00:1::10")])
+        XCTAssertEqual(try a.usage().map(\.reserved), [1, 1])
+        XCTAssertEqual(try a.usage().map(\.allocatable), [253, 17])
+        XCTAssertFalse(try a.usage()[1].isExhausted)
         XCTAssertEqual(try a.check(containerID: "c", ifName: "eth0").count, 2)
         XCTAssertEqual(Set(try a.release(containerID: "c", ifName: "eth0")), [ip("10.1.0.2"), ip("fd00:1::10")])
         XCTAssertTrue(try a.reservations().isEmpty)
