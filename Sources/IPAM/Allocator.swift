@@ -80,7 +80,7 @@ public struct Allocator {
         }
     }
 
-    private func allocate(in set: RangeSet, index: Int, for a: Attachment, requested: IPAddress?,
+    private func allocate(in set: RangeSet, index: Int, for a: AttachmentID, requested: IPAddress?,
                           existing: [Reservation]) throws -> Allocation {
         if let ip = requested {
             let r = set.range(for: ip)!
@@ -113,7 +113,8 @@ public struct Allocator {
     /// reference does. Releasing twice, or what was never allocated, succeeds.
     @discardableResult
     public func release(containerID: String, ifName: String) throws -> [IPAddress] {
-        let a = Attachment(containerID: containerID.trimmingWhitespace(), ifName: ifName)
+        let a = AttachmentID(containerID: containerID.trimmingWhitespace(), ifName: ifName)
+        guard !a.containerID.isEmpty else { return [] }  // no file can belong to an empty ID
         return try store.withLock {
             let held = Allocator.held(by: a, in: try store.reservations())
             for r in held { try store.release(r.address) }
@@ -125,7 +126,7 @@ public struct Allocator {
     /// returns what it holds, or throws `.notAllocated` naming the first set without one.
     @discardableResult
     public func check(containerID: String, ifName: String) throws -> [Reservation] {
-        let a = Attachment(containerID: containerID.trimmingWhitespace(), ifName: ifName)
+        let a = AttachmentID(containerID: containerID.trimmingWhitespace(), ifName: ifName)
         return try store.withLock {
             let held = Allocator.held(by: a, in: try store.reservations())
             for set in settings.rangeSets where !held.contains(where: { set.contains($0.address) }) {
@@ -139,15 +140,15 @@ public struct Allocator {
     /// verb's `cni.dev/valid-attachments`). A legacy file (container ID only) is kept when
     /// any valid attachment has that container ID. Returns the released addresses.
     @discardableResult
-    public func gc(validAttachments: [Attachment]) throws -> [IPAddress] {
-        let valid = Set(validAttachments.map { Attachment(containerID: $0.containerID.trimmingWhitespace(), ifName: $0.ifName) })
+    public func gc(validAttachments: [AttachmentID]) throws -> [IPAddress] {
+        let valid = Set(validAttachments.map { AttachmentID(containerID: $0.containerID.trimmingWhitespace(), ifName: $0.ifName) })
         let validIDs = Set(valid.map(\.containerID))
         return try store.withLock {
             var released: [IPAddress] = []
             for r in try store.reservations() {
                 let keep: Bool
                 if let ifName = r.ifName {
-                    keep = valid.contains(Attachment(containerID: r.containerID, ifName: ifName))
+                    keep = valid.contains(AttachmentID(containerID: r.containerID, ifName: ifName))
                 } else {
                     keep = validIDs.contains(r.containerID)
                 }
@@ -175,13 +176,13 @@ public struct Allocator {
         }
     }
 
-    static func held(by a: Attachment, in all: [Reservation]) -> [Reservation] {
+    static func held(by a: AttachmentID, in all: [Reservation]) -> [Reservation] {
         let exact = all.filter { $0.isExactly(a) }
         return exact.isEmpty ? all.filter { $0.isLegacy(of: a) } : exact
     }
 
     /// Checks the IDs that end up in reservation files.
-    static func attachment(_ containerID: String, _ ifName: String) throws -> Attachment {
+    static func attachment(_ containerID: String, _ ifName: String) throws -> AttachmentID {
         let id = containerID.trimmingWhitespace()
         guard !id.isEmpty else { throw IPAMError.invalidConfig("container ID is empty (CNI_CONTAINERID)") }
         guard !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
@@ -190,7 +191,7 @@ public struct Allocator {
         guard !ifName.isEmpty, !ifName.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7f || $0 == "/" }) else {
             throw IPAMError.invalidConfig("interface name \"\(ifName)\" is empty or holds white space, '/' or control characters (CNI_IFNAME)")
         }
-        return Attachment(containerID: id, ifName: ifName)
+        return AttachmentID(containerID: id, ifName: ifName)
     }
 }
 
@@ -213,7 +214,7 @@ struct RangeCursor {
     }
 
     /// The next candidate and its range, or nil when the whole set has been visited.
-    mutating func next() -> (IPAddress, IPRange)? {
+    mutating func next() -> (IPAddress, AddressRange)? {
         while true {
             var r = set.ranges[rangeIndex]
             if let cur = current {

@@ -20,7 +20,7 @@ public struct RangeConfig: Codable, Hashable, Sendable {
 }
 
 /// A route handed to the container: `{dst, gw}`; without `gw` the runtime uses the gateway.
-public struct Route: Codable, Hashable, Sendable {
+public struct RouteConfig: Codable, Hashable, Sendable {
     public var dst: CIDR
     public var gw: IPAddress?
 
@@ -40,13 +40,13 @@ public struct IPAMConfig: Codable, Hashable, Sendable {
     public var rangeStart: String?
     public var rangeEnd: String?
     public var gateway: String?
-    public var routes: [Route]?
+    public var routes: [RouteConfig]?
     public var dataDir: String?
     public var resolvConf: String?
 
     public init(type: String? = "host-local", ranges: [[RangeConfig]]? = nil, subnet: String? = nil,
                 rangeStart: String? = nil, rangeEnd: String? = nil, gateway: String? = nil,
-                routes: [Route]? = nil, dataDir: String? = nil, resolvConf: String? = nil) {
+                routes: [RouteConfig]? = nil, dataDir: String? = nil, resolvConf: String? = nil) {
         self.type = type
         self.ranges = ranges
         self.subnet = subnet
@@ -63,7 +63,7 @@ public struct IPAMConfig: Codable, Hashable, Sendable {
 }
 
 /// A validated range: a subnet (network form) and the inclusive span handed out of it.
-public struct IPRange: Hashable, Sendable, CustomStringConvertible {
+public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
     public let subnet: CIDR
     public let rangeStart: IPAddress
     public let rangeEnd: IPAddress
@@ -125,7 +125,7 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible {
         ip.family == family && rangeStart <= ip && ip <= rangeEnd
     }
 
-    public func overlaps(_ other: IPRange) -> Bool {
+    public func overlaps(_ other: AddressRange) -> Bool {
         family == other.family && rangeStart <= other.rangeEnd && other.rangeStart <= rangeEnd
     }
 
@@ -152,15 +152,15 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible {
 /// A validated range set: one or more non-overlapping ranges of one family. The
 /// allocator hands out one address per range set.
 public struct RangeSet: Hashable, Sendable, CustomStringConvertible {
-    public let ranges: [IPRange]
+    public let ranges: [AddressRange]
 
     public init(_ configs: [RangeConfig], index: Int) throws {
         guard !configs.isEmpty else {
             throw IPAMError.invalidConfig("range set \(index) is empty: give it at least one {\"subnet\": ...}")
         }
-        var out: [IPRange] = []
+        var out: [AddressRange] = []
         for (j, c) in configs.enumerated() {
-            let r = try IPRange(c, label: "range set \(index), range \(j)")
+            let r = try AddressRange(c, label: "range set \(index), range \(j)")
             if let first = out.first, first.family != r.family {
                 throw IPAMError.invalidConfig("range set \(index) mixes IPv4 and IPv6 (\(first.subnet) and \(r.subnet)); "
                     + "put each family in its own range set")
@@ -176,7 +176,7 @@ public struct RangeSet: Hashable, Sendable, CustomStringConvertible {
     public var family: IPAddress.Family { ranges[0].family }
 
     /// The range holding `ip`, if any.
-    public func range(for ip: IPAddress) -> IPRange? { ranges.first { $0.contains(ip) } }
+    public func range(for ip: IPAddress) -> AddressRange? { ranges.first { $0.contains(ip) } }
     public func contains(_ ip: IPAddress) -> Bool { range(for: ip) != nil }
 
     public func overlaps(_ other: RangeSet) -> Bool {
@@ -198,7 +198,7 @@ public struct RangeSet: Hashable, Sendable, CustomStringConvertible {
 /// The configuration the allocator runs on: validated range sets with defaults filled in.
 public struct IPAMSettings: Hashable, Sendable {
     public let rangeSets: [RangeSet]
-    public let routes: [Route]
+    public let routes: [RouteConfig]
     public let dataDir: String
     public let resolvConf: String?
 

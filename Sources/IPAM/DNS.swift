@@ -48,10 +48,10 @@ public struct DNSSettings: Codable, Hashable, Sendable {
 /// What an IPAM ADD produces, before the glue converts it to the CNI result types.
 public struct IPAMOutput: Hashable, Sendable {
     public var ips: [Allocation]
-    public var routes: [Route]
+    public var routes: [RouteConfig]
     public var dns: DNSSettings?
 
-    public init(ips: [Allocation], routes: [Route], dns: DNSSettings?) {
+    public init(ips: [Allocation], routes: [RouteConfig], dns: DNSSettings?) {
         self.ips = ips
         self.routes = routes
         self.dns = dns

@@ -5,7 +5,7 @@ import Glibc
 import NetTypes
 
 /// A container's interface on a network: the key every reservation is held under.
-public struct Attachment: Hashable, Sendable, CustomStringConvertible {
+public struct AttachmentID: Hashable, Sendable, CustomStringConvertible {
     public var containerID: String
     public var ifName: String
 
@@ -31,9 +31,9 @@ public struct Reservation: Hashable, Sendable {
     }
 
     /// True when the reservation was made for exactly this attachment.
-    public func isExactly(_ a: Attachment) -> Bool { containerID == a.containerID && ifName == a.ifName }
+    public func isExactly(_ a: AttachmentID) -> Bool { containerID == a.containerID && ifName == a.ifName }
     /// True for a legacy (container-ID-only) reservation of this attachment's container.
-    public func isLegacy(of a: Attachment) -> Bool { ifName == nil && containerID == a.containerID }
+    public func isLegacy(of a: AttachmentID) -> Bool { ifName == nil && containerID == a.containerID }
 
     /// The reference file body: `containerID + "\r\n" + ifName` (just the ID for legacy ones).
     public var fileContents: String { ifName.map { containerID + "\r\n" + $0 } ?? containerID }
@@ -60,7 +60,7 @@ public protocol IPAMStore: AnyObject {
     func withLock<T>(_ body: () throws -> T) throws -> T
     /// Records `ip` for `attachment` unless it is already taken (returns false then), and
     /// remembers it as the last address reserved in range set `rangeSetIndex`.
-    func reserve(_ ip: IPAddress, for attachment: Attachment, rangeSetIndex: Int) throws -> Bool
+    func reserve(_ ip: IPAddress, for attachment: AttachmentID, rangeSetIndex: Int) throws -> Bool
     /// The last address reserved in range set `rangeSetIndex`, if recorded.
     func lastReservedIP(rangeSetIndex: Int) throws -> IPAddress?
     /// Forgets the reservation of `ip`; releasing a free address is not an error.
@@ -81,7 +81,7 @@ public final class MemoryStore: IPAMStore {
 
     public func withLock<T>(_ body: () throws -> T) throws -> T { try body() }
 
-    public func reserve(_ ip: IPAddress, for a: Attachment, rangeSetIndex: Int) throws -> Bool {
+    public func reserve(_ ip: IPAddress, for a: AttachmentID, rangeSetIndex: Int) throws -> Bool {
         guard entries[ip] == nil else { return false }
         entries[ip] = Reservation(address: ip, containerID: a.containerID, ifName: a.ifName)
         lastReserved[rangeSetIndex] = ip
@@ -136,7 +136,7 @@ public final class DiskStore: IPAMStore {
         return try body()
     }
 
-    public func reserve(_ ip: IPAddress, for a: Attachment, rangeSetIndex: Int) throws -> Bool {
+    public func reserve(_ ip: IPAddress, for a: AttachmentID, rangeSetIndex: Int) throws -> Bool {
         let contents = Reservation(address: ip, containerID: a.containerID.trimmingWhitespace(), ifName: a.ifName).fileContents
         guard try FileSystem.createExclusive(path(ip.description), contents) else { return false }
         do {

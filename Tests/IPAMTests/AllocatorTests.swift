@@ -156,6 +156,7 @@ final class AllocatorTests: XCTestCase {
         XCTAssertEqual(try a.release(containerID: "a", ifName: "eth0"), [ip("10.1.0.2")])
         XCTAssertEqual(try a.release(containerID: "a", ifName: "eth0"), [])
         XCTAssertEqual(try a.release(containerID: "never", ifName: "eth0"), [])
+        XCTAssertEqual(try a.release(containerID: " ", ifName: "eth0"), [])
         XCTAssertEqual(try a.reservations().map(\.address), [ip("10.1.0.3")])
     }
 
@@ -192,8 +193,8 @@ final class AllocatorTests: XCTestCase {
         let (a, _) = try memoryAllocator(#"{"subnet": "10.1.0.0/24"}"#, store: store)
         for id in ["keep", "gone1", "gone2"] { _ = try a.allocate(containerID: id, ifName: "eth0") }
         _ = try a.allocate(containerID: "keep", ifName: "net1")
-        let released = try a.gc(validAttachments: [Attachment(containerID: "keep", ifName: "eth0"),
-                                                   Attachment(containerID: "legacy-keep", ifName: "eth0")])
+        let released = try a.gc(validAttachments: [AttachmentID(containerID: "keep", ifName: "eth0"),
+                                                   AttachmentID(containerID: "legacy-keep", ifName: "eth0")])
         XCTAssertEqual(Set(released), [ip("10.1.0.3"), ip("10.1.0.4"), ip("10.1.0.5"), ip("10.1.0.201")])
         XCTAssertEqual(try a.reservations().map(\.address), [ip("10.1.0.2"), ip("10.1.0.200")])
         XCTAssertEqual(try a.gc(validAttachments: []).count, 2)
@@ -215,7 +216,7 @@ final class AllocatorTests: XCTestCase {
         let (a, _) = try memoryAllocator(#"{"subnet": "10.1.0.0/24", "routes": [{"dst": "0.0.0.0/0"}], "resolvConf": "\#(dir)/resolv.conf"}"#)
         let out = try a.add(containerID: "a", ifName: "eth0")
         XCTAssertEqual(out.ips.map(\.address.description), ["10.1.0.2/24"])
-        XCTAssertEqual(out.routes, [Route(dst: CIDR("0.0.0.0/0")!)])
+        XCTAssertEqual(out.routes, [RouteConfig(dst: CIDR("0.0.0.0/0")!)])
         XCTAssertEqual(out.dns, DNSSettings(nameservers: ["10.0.0.53"], search: ["svc.test"]))
         // A missing resolv.conf fails before anything is reserved.
         let (b, bs) = try memoryAllocator(#"{"subnet": "10.1.0.0/24", "resolvConf": "\#(dir)/nope"}"#)

@@ -74,9 +74,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(v6.ranges[0].rangeEnd, IPAddress("3ffe:ffff:0:1ff::20"))
         XCTAssertEqual(v6.ranges[0].gateway, IPAddress("3ffe:ffff:0:1ff::1"))
         XCTAssertEqual(s.routes, [
-            Route(dst: CIDR("0.0.0.0/0")!),
-            Route(dst: CIDR("192.168.0.0/16")!, gw: IPAddress("10.10.5.1")),
-            Route(dst: CIDR("3ffe:ffff:0:01ff::1/64")!),
+            RouteConfig(dst: CIDR("0.0.0.0/0")!),
+            RouteConfig(dst: CIDR("192.168.0.0/16")!, gw: IPAddress("10.10.5.1")),
+            RouteConfig(dst: CIDR("3ffe:ffff:0:01ff::1/64")!),
         ])
         XCTAssertEqual(s.dataDir, "/run/my-orchestrator/container-ipam-state")
         XCTAssertNil(s.resolvConf)

@@ -74,7 +74,7 @@ final class DiskStoreTests: XCTestCase {
     func testGCOnDisk() throws {
         let a = try diskAllocator(#"{"subnet": "10.1.0.0/24"}"#)
         for id in ["x", "y", "z"] { _ = try a.allocate(containerID: id, ifName: "eth0") }
-        XCTAssertEqual(try a.gc(validAttachments: [Attachment(containerID: "y", ifName: "eth0")]), [ip("10.1.0.2"), ip("10.1.0.4")])
+        XCTAssertEqual(try a.gc(validAttachments: [AttachmentID(containerID: "y", ifName: "eth0")]), [ip("10.1.0.2"), ip("10.1.0.4")])
         XCTAssertEqual(files(), ["lock", "last_reserved_ip.0", "10.1.0.3"])
     }
 
