@@ -1,1 +1,0 @@
-// IPAM module
