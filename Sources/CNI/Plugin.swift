@@ -106,7 +106,12 @@ public enum PluginMain {
     /// The whole protocol without the process: returns what goes on stdout and the exit code.
     public static func execute(_ plugin: some CNIPlugin, environment env: [String: String],
                                stdin: [UInt8]) -> (stdout: [UInt8], exitCode: Int32) {
+        // Errors are written in the config's version when it names one we speak, even when
+        // the error is found before the config is parsed (e.g. a missing variable).
         var version = CNIVersion.current
+        if let v = (try? JSONValue.parse(stdin))?["cniVersion"]?.stringValue, CNIVersion.supported.contains(v) {
+            version = v
+        }
         do throws(CNIError) {
             let supported = plugin.supportedVersions.filter { CNIVersion.supported.contains($0) }
             guard let cmdText = env["CNI_COMMAND"], !cmdText.isEmpty else {
@@ -122,7 +127,6 @@ public enum PluginMain {
             }
             try requireEnvironment(env, for: cmd)
             let json = try JSONValue.parse(stdin, what: "network config")
-            if let v = json["cniVersion"]?.stringValue, CNIVersion.supported.contains(v) { version = v }
             let config = try NetworkConfig(json: json, supportedVersions: supported)
             switch cmd {
             case .check where !CNIVersion.atLeast(config.cniVersion, .v0_4_0):
