@@ -145,6 +145,20 @@ public struct CNIRuntime: Sendable {
         if let firstError { throw firstError }
     }
 
+    /// VERSION: the spec versions plugin `type` supports (its `supportedVersions`).
+    public func pluginVersions(type: String, cniVersion: String = CNIVersion.current) throws(CNIError) -> [String] {
+        let path = try PluginExec.find(type, in: pluginDirectories)
+        var env = environment
+        env["CNI_COMMAND"] = CNICommand.version.rawValue
+        env["CNI_PATH"] = pluginDirectories.joined(separator: ":")
+        let stdin = JSONValue.object(["cniVersion": .string(cniVersion)]).serialized()
+        let out = try JSONValue.parse(PluginExec.invoke(path, environment: env, stdin: stdin), what: "VERSION output")
+        guard let list = out["supportedVersions"]?.arrayValue?.compactMap(\.stringValue) else {
+            throw CNIError.decodingFailure("VERSION output of \(type) has no supportedVersions")
+        }
+        return list
+    }
+
     // MARK: building each plugin's config
 
     /// A plugin's stdin: its entry of the list with `name` and `cniVersion` of the list,

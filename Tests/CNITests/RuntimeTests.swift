@@ -187,6 +187,11 @@ final class RuntimeTests: XCTestCase {
         }
     }
 
+    func testPluginVersions() throws {
+        XCTAssertEqual(try runtime.pluginVersions(type: "cni-echo"), CNIVersion.supported)
+        XCTAssertThrowsError(try runtime.pluginVersions(type: "no-such")) { XCTAssertEqual(($0 as? CNIError)?.code, 999) }
+    }
+
     func testLoadFromFile() throws {
         let path = dir + "/10-chain.conflist"
         try Data(try list().bytes).write(to: URL(fileURLWithPath: path))
