@@ -52,7 +52,10 @@ public struct NetworkConfig: Sendable {
             try v.isNull ? RuntimeConfig() : v.decode(RuntimeConfig.self, what: "runtimeConfig")
         } ?? RuntimeConfig()
         if let p = o["prevResult"], !p.isNull {
-            prevResult = try CNIResult.decode(p, version: vs)
+            // Held in the config's version, as the reference plugins convert it.
+            var prev = try CNIResult.decode(p, version: vs)
+            prev.cniVersion = vs
+            prevResult = prev
         }
         let va = o["cni.dev/valid-attachments"] ?? o["cni.dev/attachments"]
         validAttachments = try va.map { v throws(CNIError) in try v.decode([Attachment].self, what: "cni.dev/valid-attachments") }

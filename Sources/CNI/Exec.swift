@@ -65,6 +65,15 @@ public enum PluginExec {
         return PluginOutput(status: code, stdout: out, stderr: err)
     }
 
+    private static func ignoreSIGPIPE() {
+        var current = sigaction()
+        guard sigaction(SIGPIPE, nil, &current) == 0 else { return }
+        // Only replace the default action; leave a handler someone installed alone.
+        if current.__sigaction_handler.sa_handler == nil {
+            _ = signal(SIGPIPE, SIG_IGN)
+        }
+    }
+
     private static func cloexecPipe(_ fds: inout [Int32]) -> Int32 {
         guard pipe(&fds) == 0 else { return -1 }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -80,9 +89,10 @@ public enum PluginExec {
         if stdin.isEmpty { close(inFD); inOpen = false }
         _ = fcntl(inFD, F_SETFL, fcntl(inFD, F_GETFL) | O_NONBLOCK)
         var buf = [UInt8](repeating: 0, count: 65536)
-        // A child that dies early closes its stdin: don't let SIGPIPE kill us.
-        let oldPipe = signal(SIGPIPE, SIG_IGN)
-        defer { signal(SIGPIPE, oldPipe) }
+        // A child that exits before reading its stdin must give us EPIPE, not kill us with
+        // SIGPIPE. The disposition is process-wide, so it is set once and never restored
+        // (restoring would race with another thread writing to its own child).
+        ignoreSIGPIPE()
         while inOpen || outOpen || errOpen {
             var fds: [pollfd] = []
             if inOpen { fds.append(pollfd(fd: inFD, events: Int16(POLLOUT), revents: 0)) }

@@ -68,6 +68,20 @@ public struct CNIRequest: Sendable {
     public var cniVersion: String { config.cniVersion }
     public var validAttachments: [Attachment] { config.validAttachments ?? [] }
 
+    /// `prevResult`, or code 7 when the config has none (chained plugins, CHECK).
+    public func requirePrevResult() throws(CNIError) -> CNIResult {
+        guard let p = config.prevResult else {
+            throw CNIError.invalidConfig("missing required field \"prevResult\"")
+        }
+        return p
+    }
+
+    /// CNI_NETNS, or code 4 when it is unset.
+    public func requireNetns() throws(CNIError) -> String {
+        guard let n = netns, !n.isEmpty else { throw CNIError.invalidEnvironment("required env variables [CNI_NETNS] missing") }
+        return n
+    }
+
     /// Decodes the config into the plugin's own type (code 6 wrong type, code 7 missing or
     /// invalid field; the message names the field path).
     public func decodeConfig<T: Decodable>(_ type: T.Type) throws(CNIError) -> T {
