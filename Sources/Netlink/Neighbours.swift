@@ -71,10 +71,12 @@ extension RouteSocket {
         guard let neigh = rtnl_neigh_alloc() else { throw NetlinkError(operation: op, object: object, errno: ENOMEM) }
         defer { rtnl_neigh_put(neigh) }
         rtnl_neigh_set_ifindex(neigh, n.index)
-        rtnl_neigh_set_family(neigh, n.family.af)
         let dst = n.ip.flatMap { NLAddr($0) }
         let ll = n.mac.flatMap { NLAddr($0) }
+        // libnl refuses a dst whose family differs from the neighbour's (a VXLAN FDB entry's
+        // dst is an IP on an AF_BRIDGE entry): set the dst first, then the family.
         if let dst { _ = rtnl_neigh_set_dst(neigh, dst.ptr) }
+        rtnl_neigh_set_family(neigh, n.family.af)
         if let ll { rtnl_neigh_set_lladdr(neigh, ll.ptr) }
         rtnl_neigh_set_state(neigh, Int32(n.state))
         if n.flags != 0 { rtnl_neigh_set_flags(neigh, UInt32(n.flags)) }
