@@ -84,6 +84,16 @@ final class AddressRouteTests: XCTestCase {
         XCTAssertEqual(try s.routes(family: .v4, table: 100).map(\.destination), [CIDR("10.70.0.0/24")!])
         XCTAssertTrue(try s.routes(family: .v6).contains { $0.destination.isDefaultRoute && $0.gateway == IPAddress("fd00:1::fe") })
 
+        // The kernel's errno and extended-ack text travel with the error.
+        XCTAssertThrowsError(try s.addRoute(Route(destination: CIDR("10.61.0.0/16")!, gateway: IPAddress("192.168.78.1")!,
+                                                  outputIndex: r0.index))) { e in
+            let e = e as! NetlinkError
+            XCTAssertEqual(e.operation, "add route")
+            XCTAssertTrue(e.object.hasPrefix("10.61.0.0/16 via 192.168.78.1"), e.object)
+            XCTAssertEqual(e.errno, ENETUNREACH, "\(e)")
+            XCTAssertEqual(e.message, "Nexthop has invalid gateway", "\(e)")
+        }
+
         // Duplicate add fails with EEXIST; replace changes the gateway.
         XCTAssertThrowsError(try s.addRoute(.defaultRoute(via: IPAddress("10.1.0.254")!, device: r0.index))) {
             XCTAssertTrue(($0 as! NetlinkError).isAlreadyExists, "\($0)")
