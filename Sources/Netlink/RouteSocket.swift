@@ -1,5 +1,5 @@
 // One rtnetlink socket (libnl nl_sock), bound to the namespace it was opened in and usable
-// from any thread afterwards (one call at a time). Every request funnels through `perform`,
+// from any thread afterwards (requests are serialised by a lock). Every request funnels through `perform`,
 // which turns libnl results into NetlinkError with the kernel's errno.
 
 import CNetlink
@@ -8,9 +8,11 @@ import NetTypes
 import Glibc
 #endif
 
-public final class RouteSocket {
+public final class RouteSocket: @unchecked Sendable {
     let sock: OpaquePointer
     let capture = ErrorCapture()
+    /// Serialises requests: one libnl socket carries one request/answer exchange at a time.
+    private let lock = SocketLock()
     /// The namespace path this socket was opened in, nil for the caller's own.
     public let namespacePath: String?
 
@@ -68,6 +70,7 @@ public final class RouteSocket {
     /// errno the kernel sent over libnl's NLE_* code.
     @discardableResult
     func perform(_ operation: String, _ object: @autoclosure () -> String, _ call: () -> Int32) throws -> Int32 {
+        lock.lock(); defer { lock.unlock() }
         capture.reset()
         let rc = call()
         guard rc < 0 else { return rc }
@@ -82,6 +85,7 @@ public final class RouteSocket {
 
     /// Runs a dump, retrying when a concurrent change interrupted it (NLE_DUMP_INTR).
     func dump(_ operation: String, _ object: String, _ call: () -> Int32) throws {
+        lock.lock(); defer { lock.unlock() }
         var attempt = 0
         while true {
             capture.reset()
@@ -108,6 +112,14 @@ public final class RouteSocket {
             obj = nl_cache_get_next(o)
         }
     }
+}
+
+final class SocketLock {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(m, nil) }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    func lock() { pthread_mutex_lock(m) }
+    func unlock() { pthread_mutex_unlock(m) }
 }
 
 /// An nl_msg under construction (RTM_* request with a fixed header and attributes); freed in
