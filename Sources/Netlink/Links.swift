@@ -138,6 +138,12 @@ extension RouteSocket {
 
     /// Creates a bridge, optionally with VLAN filtering, MTU and MAC.
     public func addBridge(name: String, mtu: UInt32? = nil, mac: MACAddress? = nil, vlanFiltering: Bool = false) throws {
+        try send("add bridge", name, Self.bridgeRequest(name: name, mtu: mtu, mac: mac, vlanFiltering: vlanFiltering))
+    }
+
+    /// RTM_NEWLINK for a bridge: IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS,
+    /// IFLA_LINKINFO { KIND "bridge", DATA { IFLA_BR_VLAN_FILTERING } }.
+    static func bridgeRequest(name: String, mtu: UInt32?, mac: MACAddress?, vlanFiltering: Bool) -> NetlinkMessage {
         let m = NetlinkMessage(type: RTM.newLink, flags: RTM.create | RTM.excl)
         m.append(ifinfomsg())
         m.put(IFLA.ifname, string: name)
@@ -147,7 +153,7 @@ extension RouteSocket {
             m.put(IFLA.infoKind, string: "bridge")
             if vlanFiltering { m.nest(IFLA.infoData) { m.put(IFLA.brVlanFiltering, u8: 1) } }
         }
-        try send("add bridge", name, m)
+        return m
     }
 
     /// Creates a VXLAN device; learning as given, L2miss/L3miss notifications off.
@@ -213,13 +219,18 @@ extension RouteSocket {
     }
 
     private func bridgeVLAN(_ type: Int32, _ index: Int32, vid: UInt16, pvid: Bool, untagged: Bool, _ op: String) throws {
+        try send(op, "ifindex \(index)", Self.bridgeVLANRequest(type, index, vid: vid, pvid: pvid, untagged: untagged))
+    }
+
+    /// RTM_SETLINK/DELLINK, family AF_BRIDGE, IFLA_AF_SPEC { IFLA_BRIDGE_VLAN_INFO {flags, vid} }.
+    static func bridgeVLANRequest(_ type: Int32, _ index: Int32, vid: UInt16, pvid: Bool, untagged: Bool) -> NetlinkMessage {
         let m = NetlinkMessage(type: type, flags: 0)
         m.append(ifinfomsg(ifi_family: UInt8(AF_BRIDGE), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
         m.nest(IFLA.afSpec) {
             let flags: UInt16 = (pvid ? 2 : 0) | (untagged ? 4 : 0)    // BRIDGE_VLAN_INFO_PVID/UNTAGGED
             m.put(IFLA.bridgeVlanInfo, bytes: withUnsafeBytes(of: (flags, vid)) { Array($0) })
         }
-        try send(op, "ifindex \(index)", m)
+        return m
     }
 
     private func setFlags(_ index: Int32, _ flag: UInt32, on: Bool, _ op: String) throws {
@@ -236,10 +247,15 @@ extension RouteSocket {
     }
 
     private func setBridgePort(_ index: Int32, _ op: String, _ attrs: (NetlinkMessage) -> Void) throws {
+        try send(op, "ifindex \(index)", Self.bridgePortRequest(index, attrs))
+    }
+
+    /// RTM_SETLINK, family AF_BRIDGE, IFLA_PROTINFO { IFLA_BRPORT_* }.
+    static func bridgePortRequest(_ index: Int32, _ attrs: (NetlinkMessage) -> Void) -> NetlinkMessage {
         let m = NetlinkMessage(type: RTM.setLink, flags: 0)
         m.append(ifinfomsg(ifi_family: UInt8(AF_BRIDGE), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
         m.nest(IFLA.protinfo) { attrs(m) }
-        try send(op, "ifindex \(index)", m)
+        return m
     }
 
     // MARK: deletion

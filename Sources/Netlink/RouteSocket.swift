@@ -135,6 +135,12 @@ final class NetlinkMessage {
 
     func take() -> OpaquePointer? { defer { msg = nil }; return msg }
 
+    /// The message as it stands (header included), for golden-byte tests.
+    var bytes: [UInt8] {
+        guard let msg, let h = nlmsg_hdr(msg) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: h, count: Int(h.pointee.nlmsg_len)))
+    }
+
     func append<H>(_ header: H) {
         var h = header
         _ = withUnsafeMutableBytes(of: &h) { nlmsg_append(msg, $0.baseAddress, $0.count, 4) }
