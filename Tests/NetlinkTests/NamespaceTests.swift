@@ -13,6 +13,12 @@ final class NamespaceTests: XCTestCase {
         addTeardownBlock { runCommand(["ip", "netns", "del", name]) }
         let path = try NetworkNamespace.create(named: name)
         XCTAssertEqual(path, "/run/netns/" + name)
+        // /run/netns is a shared mount point, as iproute2 makes it.
+        let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        let runNetns = mountinfo.split(separator: "\n").filter { $0.split(separator: " ")[4] == "/run/netns" }
+        XCTAssertTrue(runNetns.contains { $0.contains("shared:") }, "\(runNetns)")
+        XCTAssertTrue(mountinfo.split(separator: "\n").contains { $0.split(separator: " ")[4] == Substring(path) },
+                      "the netns file is a bind mount")
         let list = runCommand(["ip", "netns", "list"]).stdout
         XCTAssertTrue(list.split(separator: "\n").contains { $0.split(separator: " ").first.map(String.init) == name }, list)
         // It is a namespace of its own: not the test process's, with only `lo` in it.
