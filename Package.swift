@@ -52,6 +52,9 @@ let package = Package(
             "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Micro benchmark of the Netlink module (veth and address churn in its own netns).
+        .executableTarget(name: "netlink-bench", dependencies: ["Netlink", "NetTypes"]),
+
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI"]),
 
