@@ -37,10 +37,11 @@ let package = Package(
         .target(name: "IPAM", dependencies: ["CNI", "NetTypes"]),
 
         // Plugin logic, one module per plugin; the executables are thin.
-        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"]),
+        .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
+        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit"]),
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
-        .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
+        .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
         .executableTarget(name: "loopback", dependencies: ["LoopbackPlugin"]),
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
         .executableTarget(name: "bridge", dependencies: ["BridgePlugin"]),

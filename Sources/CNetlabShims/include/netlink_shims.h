@@ -13,5 +13,7 @@ int netlab_setns_net(int fd);
 int netlab_unshare_net(void);
 /// The calling thread's kernel thread id.
 pid_t netlab_gettid(void);
+/// The file system magic of `path` (statfs f_type) in *type; returns 0 or -1 with errno set.
+int netlab_fs_type(const char *path, long *type);
 
 #endif
