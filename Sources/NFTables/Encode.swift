@@ -70,6 +70,19 @@ func encodeParts(_ parts: [KeyPart], _ types: [DataType]) throws -> [UInt8] {
     return out
 }
 
+func udataU32(type: UInt8, _ v: UInt32) -> [UInt8] { [type, 4] + le32(v) }
+
+extension DataType {
+    /// nft's byte order of a key: 1 host endian, 2 big endian, 0 for concatenations.
+    static func byteOrder(_ types: [DataType]) -> UInt32 {
+        guard types.count == 1 else { return 0 }
+        switch types[0] {
+        case .mark, .ifname: return 1
+        default: return 2
+        }
+    }
+}
+
 func keyLength(_ types: [DataType]) -> Int {
     types.count == 1 ? types[0].size : DataType.concatLength(types)
 }
@@ -155,6 +168,8 @@ extension Batch.Operation {
                 var flags = s.flags.rawValue
                 if s.isMap { flags |= 0x8 }  // NFT_SET_MAP
                 nftnl_set_set_u32(obj, UInt16(NFTNL_SET_FLAGS.rawValue), flags)
+                // The kernel wants a batch-local id for every new set.
+                nftnl_set_set_u32(obj, UInt16(NFTNL_SET_ID.rawValue), nextSeq())
                 nftnl_set_set_u32(obj, UInt16(NFTNL_SET_KEY_TYPE.rawValue), DataType.concatID(s.keyType))
                 nftnl_set_set_u32(obj, UInt16(NFTNL_SET_KEY_LEN.rawValue), UInt32(keyLength(s.keyType)))
                 switch s.data {
@@ -165,6 +180,13 @@ extension Batch.Operation {
                     nftnl_set_set_u32(obj, UInt16(NFTNL_SET_DATA_TYPE.rawValue), 0xffff_ff00)  // NFT_DATA_VERDICT
                 case nil: break
                 }
+                // Byte order hints in set userdata, as nft writes them, so `nft list` prints
+                // host-endian keys (ifname, mark) correctly.
+                var ud = udataU32(type: 0, DataType.byteOrder(s.keyType))  // NFTNL_UDATA_SET_KEYBYTEORDER
+                if case .values(let types)? = s.data {
+                    ud += udataU32(type: 1, DataType.byteOrder(types))  // NFTNL_UDATA_SET_DATABYTEORDER
+                }
+                ud.withUnsafeBytes { _ = nftnl_set_set_data(obj, UInt16(NFTNL_SET_USERDATA.rawValue), $0.baseAddress, UInt32(ud.count)) }
                 w.message(Int(NFT_MSG_NEWSET.rawValue), family: s.table.family.nfproto, flags: NLM_CREATE, seq: nextSeq()) {
                     nftnl_set_nlmsg_build_payload($0, obj)
                 }

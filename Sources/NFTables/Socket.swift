@@ -80,9 +80,11 @@ public final class NFTSocket: @unchecked Sendable {
             let beginSeq = nextSeq()
             w.append(nftnl_batch_begin(w.cbuf, beginSeq)!)
             for (i, op) in batch.operations.enumerated() {
-                let first = seq &+ 1
-                let n = try op.encode(into: &w, nextSeq: nextSeq)
-                for k in 0..<UInt32(n) { owners[first &+ k] = i }
+                _ = try op.encode(into: &w) {
+                    let s = nextSeq()
+                    owners[s] = i
+                    return s
+                }
             }
             let endSeq = nextSeq()
             w.append(nftnl_batch_end(w.cbuf, endSeq)!)
