@@ -43,3 +43,34 @@ struct NFTWorld {
 func lines(_ s: String) -> [String] {
     s.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }
+
+extension NFTWorld {
+    /// For every set and map in `nft -j list ruleset`: "family table name" -> its elements as
+    /// canonical JSON strings, sorted (hash sets list in random order).
+    func jsonElements() -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for item in json() {
+            guard let s = (item["set"] as? [String: Any]) ?? (item["map"] as? [String: Any]),
+                  let fam = s["family"] as? String, let t = s["table"] as? String, let n = s["name"] as? String
+            else { continue }
+            let elems = (s["elem"] as? [Any]) ?? []
+            out["\(fam) \(t) \(n)"] = elems.map { e in
+                let d = try! JSONSerialization.data(withJSONObject: e, options: [.sortedKeys, .fragmentsAllowed])
+                return String(decoding: d, as: UTF8.self)
+            }.sorted()
+        }
+        return out
+    }
+}
+
+/// nft's text output with every `elements = { … }` block removed (their order is random).
+func withoutElements(_ text: String) -> [String] {
+    var out: [String] = []
+    var skipping = false
+    for l in lines(text) {
+        if l.hasPrefix("elements = {") { skipping = true }
+        if !skipping { out.append(l) }
+        if skipping && l.hasSuffix("}") { skipping = false }
+    }
+    return out
+}
