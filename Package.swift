@@ -52,6 +52,9 @@ let package = Package(
             "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Micro benchmark of nftables map updates, in a private netns.
+        .executableTarget(name: "nft-bench", dependencies: ["NFTables", "CNetlabShims", "NetTypes"]),
+
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI"]),
 
