@@ -111,7 +111,14 @@ public struct RuleBuilder: Sendable, Hashable {
     /// `field == value` (or `field != value`); a `.prefix` value matches the whole prefix.
     public func match(_ field: Field, _ value: KeyPart, _ op: CmpOp = .eq) -> RuleBuilder {
         let c = withDependencies([field])
-        if case .prefix(let cidr) = value, cidr.prefixLength < cidr.family.bitWidth {
+        if case .prefix(let cidr) = value, cidr.prefixLength < cidr.family.bitWidth,
+           case .payload(let base, let offset, _, _) = field.load(into: 1) {
+            // Byte-aligned prefixes load only the prefix bytes, as nft does.
+            if cidr.prefixLength % 8 == 0 {
+                let n = cidr.prefixLength / 8
+                return c.adding([.payload(base: base, offset: offset, length: UInt32(n), dreg: 1),
+                                 .cmp(op, sreg: 1, data: Array(cidr.networkAddress.bytes.prefix(n)))])
+            }
             let n = field.length
             let mask = CIDR(address: cidr.netmask, prefixLength: cidr.family.bitWidth)!.address.bytes
             return c.adding([field.load(into: 1),
