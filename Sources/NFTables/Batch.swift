@@ -23,6 +23,11 @@ public struct NFTError: Error, Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
+    /// The object (or element key) does not exist.
+    public var isNotFound: Bool { errno == 2 }
+    /// The object (or element key) exists already.
+    public var isAlreadyExists: Bool { errno == 17 }
+
     public var description: String {
         var s = "nftables: \(operation) \(object): \(errnoName(errno))"
         if let index { s += " (batch operation #\(index))" }
@@ -60,6 +65,10 @@ public struct Batch: Sendable, Hashable {
         /// `exclusive`: an element whose key already exists is an error (EEXIST).
         case addElements(NFTSet, [SetElement], exclusive: Bool)
         case deleteElements(NFTSet, [SetElement])
+        /// Like the deletions, but absent objects are no error (Linux 6.3+).
+        case destroyTable(Table)
+        case destroySet(NFTSet)
+        case destroyElements(NFTSet, [SetElement])
     }
 
     public private(set) var operations: [Operation] = []
@@ -95,6 +104,15 @@ public struct Batch: Sendable, Hashable {
     public mutating func deleteElements(_ set: NFTSet, _ elements: [SetElement]) {
         operations.append(.deleteElements(set, elements))
     }
+    /// Deletes the table if it exists (NFT_MSG_DESTROYTABLE, Linux 6.3+).
+    public mutating func destroy(_ table: Table) { operations.append(.destroyTable(table)) }
+    /// Deletes the set if it exists (Linux 6.3+).
+    public mutating func destroy(_ set: NFTSet) { operations.append(.destroySet(set)) }
+    /// Deletes those of the elements that exist; missing keys are no error (Linux 6.3+).
+    /// What a CNI DEL wants: nothing to undo is success.
+    public mutating func destroyElements(_ set: NFTSet, _ elements: [SetElement]) {
+        operations.append(.destroyElements(set, elements))
+    }
 }
 
 extension Batch.Operation {
@@ -113,6 +131,9 @@ extension Batch.Operation {
         case .flushSet(let s): ("flush \(s.isMap ? "map" : "set")", "\(s)")
         case .addElements(let s, _, _): ("add element", "\(s)")
         case .deleteElements(let s, _): ("delete element", "\(s)")
+        case .destroyTable(let t): ("destroy table", "\(t)")
+        case .destroySet(let s): ("destroy \(s.isMap ? "map" : "set")", "\(s)")
+        case .destroyElements(let s, _): ("destroy element", "\(s)")
         }
     }
 }

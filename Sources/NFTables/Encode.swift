@@ -32,12 +32,19 @@ struct MessageWriter: ~Copyable {
     }
 }
 
+/// Message types newer than the installed kernel headers (linux/netfilter/nf_tables.h).
+enum NFTMessage {
+    static let destroyTable = 26
+    static let destroySet = 29
+    static let destroySetElem = 30
+}
+
 let NLM_REQUEST: Int32 = 0x1, NLM_ACK: Int32 = 0x4, NLM_EXCL: Int32 = 0x200
 let NLM_CREATE: Int32 = 0x400, NLM_APPEND: Int32 = 0x800, NLM_DUMP: Int32 = 0x300
 
 /// The userdata TLV nft uses for comments (type 0 = NFTNL_UDATA_*_COMMENT, NUL-terminated).
 func commentTLV(_ comment: String) -> [UInt8] {
-    let text = Array(comment.utf8.prefix(253)) + [0]
+    let text = Array(comment.utf8.prefix(127)) + [0]  // NFTNL_UDATA_COMMENT_MAXLEN is 128
     return [0, UInt8(text.count)] + text
 }
 
@@ -91,6 +98,23 @@ extension Batch.Operation {
     /// Appends this operation's messages; returns how many it wrote.
     func encode(into w: inout MessageWriter, nextSeq: () -> UInt32) throws -> Int {
         switch self {
+        case .destroyTable(let t):
+            let obj = nftnl_table_alloc()!
+            defer { nftnl_table_free(obj) }
+            nftnl_table_set_str(obj, UInt16(NFTNL_TABLE_NAME.rawValue), t.name)
+            w.message(NFTMessage.destroyTable, family: t.family.nfproto, flags: 0, seq: nextSeq()) {
+                nftnl_table_nlmsg_build_payload($0, obj)
+            }
+            return 1
+        case .destroySet(let s):
+            let obj = makeSet(s)
+            defer { nftnl_set_free(obj) }
+            w.message(NFTMessage.destroySet, family: s.table.family.nfproto, flags: 0, seq: nextSeq()) {
+                nftnl_set_nlmsg_build_payload($0, obj)
+            }
+            return 1
+        case .destroyElements(let s, let elements):
+            return try encodeElements(s, elements, type: NFTMessage.destroySetElem, flags: 0, into: &w, nextSeq: nextSeq)
         case .addTable(let t), .deleteTable(let t):
             let isAdd = if case .addTable = self { true } else { false }
             let obj = nftnl_table_alloc()!
@@ -185,6 +209,11 @@ extension Batch.Operation {
                 var ud = udataU32(type: 0, DataType.byteOrder(s.keyType))  // NFTNL_UDATA_SET_KEYBYTEORDER
                 if case .values(let types)? = s.data {
                     ud += udataU32(type: 1, DataType.byteOrder(types))  // NFTNL_UDATA_SET_DATABYTEORDER
+                }
+                if let comment = s.comment {
+                    var c = commentTLV(comment)
+                    c[0] = 7  // NFTNL_UDATA_SET_COMMENT
+                    ud += c
                 }
                 ud.withUnsafeBytes { _ = nftnl_set_set_data(obj, UInt16(NFTNL_SET_USERDATA.rawValue), $0.baseAddress, UInt32(ud.count)) }
                 w.message(Int(NFT_MSG_NEWSET.rawValue), family: s.table.family.nfproto, flags: NLM_CREATE, seq: nextSeq()) {

@@ -194,13 +194,17 @@ public struct NFTSet: Sendable, Hashable, CustomStringConvertible {
     /// nil for a set; the data of a map otherwise.
     public var data: MapData?
     public var flags: Flags
+    /// Shown by `nft list` as the set's `comment`.
+    public var comment: String?
 
-    public init(table: Table, name: String, keyType: [DataType], data: MapData? = nil, flags: Flags = []) {
+    public init(table: Table, name: String, keyType: [DataType], data: MapData? = nil, flags: Flags = [],
+                comment: String? = nil) {
         self.table = table
         self.name = name
         self.keyType = keyType
         self.data = data
         self.flags = flags
+        self.comment = comment
     }
 
     public var isMap: Bool { data != nil }

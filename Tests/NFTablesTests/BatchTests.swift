@@ -135,3 +135,29 @@ final class BatchTests: XCTestCase {
         }
     }
 }
+
+final class DestroyTests: XCTestCase {
+    func testDestroyIgnoresMissingObjectsAndRemovesPresentOnes() throws {
+        let w = try NFTWorld(self)
+        let t = Table(family: .ip, name: "netlab")
+        let pm = NFTSet(table: t, name: "pm", keyType: [.inetProto, .inetService],
+                        data: .values([.ipv4Addr, .inetService]), comment: "netlab port mappings")
+        let e1 = SetElement(key: [.tcp, .port(80)], value: .data([.address(IPAddress("10.0.0.2")!), .port(80)]), comment: "c1")
+        let e2 = SetElement(key: [.udp, .port(53)], value: .data([.address(IPAddress("10.0.0.3")!), .port(53)]), comment: "c2")
+        try w.apply { b in b.add(t); b.add(pm); b.addElements(pm, [e1, e2]) }
+        XCTAssertTrue(w.ruleset().contains("comment \"netlab port mappings\""), w.ruleset())
+        // One present and one absent key: the present one goes, no error.
+        try w.apply { $0.destroyElements(pm, [e1, SetElement(key: [.tcp, .port(81)])]) }
+        XCTAssertEqual(try w.sock.elements(of: pm), [e2])
+        try w.apply { $0.destroyElements(pm, [e1]) }  // a second DEL
+        XCTAssertThrowsError(try w.apply { $0.deleteElements(pm, [e1]) }) { error in
+            XCTAssertTrue((error as? NFTError)?.isNotFound == true, "\(error)")
+        }
+        try w.apply { $0.destroy(pm) }
+        try w.apply { $0.destroy(pm) }
+        XCTAssertEqual(try w.sock.setNames(table: t), [])
+        try w.apply { $0.destroy(t) }
+        try w.apply { $0.destroy(t) }
+        XCTAssertEqual(try w.sock.tables(), [])
+    }
+}
