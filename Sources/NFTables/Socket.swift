@@ -12,7 +12,7 @@ public final class NFTSocket: @unchecked Sendable {
     private let nl: OpaquePointer
     private let portID: UInt32
     private var seq: UInt32
-    private var mutex = pthread_mutex_t()
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// Where the socket was opened (nil: the caller's namespace).
     public let namespacePath: String?
 
@@ -41,7 +41,8 @@ public final class NFTSocket: @unchecked Sendable {
         nl = sock
         portID = mnl_socket_get_portid(sock)
         seq = UInt32(truncatingIfNeeded: time(nil))
-        pthread_mutex_init(&mutex, nil)
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
         let fd = mnl_socket_get_fd(sock)
         var on: Int32 = 1
         _ = setsockopt(fd, 270 /* SOL_NETLINK */, 10 /* NETLINK_CAP_ACK */, &on, 4)
@@ -53,12 +54,13 @@ public final class NFTSocket: @unchecked Sendable {
 
     deinit {
         mnl_socket_close(nl)
-        pthread_mutex_destroy(&mutex)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 

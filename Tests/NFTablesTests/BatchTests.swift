@@ -161,3 +161,29 @@ final class DestroyTests: XCTestCase {
         XCTAssertEqual(try w.sock.tables(), [])
     }
 }
+
+final class IntervalTests: XCTestCase {
+    func testAdjacentIntervalsAddAndDeleteIndependently() throws {
+        let w = try NFTWorld(self)
+        let t = Table(family: .inet, name: "netlab")
+        let s4 = NFTSet(table: t, name: "masq_v4", keyType: [.ipv4Addr], flags: [.interval])
+        let s6 = NFTSet(table: t, name: "masq_v6", keyType: [.ipv6Addr], flags: [.interval])
+        let a = SetElement(.address(IPAddress("10.88.0.2")!), comment: "a")
+        let b = SetElement(.address(IPAddress("10.88.0.3")!), comment: "b")
+        let c = SetElement(.prefix(CIDR("10.88.1.0/24")!), comment: "c")
+        let d = SetElement(.prefix(CIDR("10.88.2.0/24")!), comment: "d")
+        let top = SetElement(.prefix(CIDR("255.255.255.0/24")!), comment: "top")
+        let v6 = SetElement(.prefix(CIDR("fd00:1::/64")!), comment: "v6")
+        try w.apply { x in x.add(t); x.add(s4); x.add(s6); x.addElements(s4, [a, b, c]); x.addElements(s6, [v6]) }
+        try w.apply { $0.addElements(s4, [d, top]) }
+        XCTAssertEqual(Set(try w.sock.elements(of: s4)), [a, b, c, d, top])
+        XCTAssertEqual(try w.sock.elements(of: s6), [v6])
+        XCTAssertEqual(w.jsonElements()["inet netlab masq_v4"]?.count, 5)
+        try w.apply { $0.deleteElements(s4, [b, c]) }
+        XCTAssertEqual(Set(try w.sock.elements(of: s4)), [a, d, top])
+        let text = w.ruleset()
+        XCTAssertTrue(text.contains("10.88.0.2 comment \"a\""), text)
+        XCTAssertFalse(text.contains("10.88.0.3"), text)
+        XCTAssertTrue(text.contains("10.88.2.0/24 comment \"d\""), text)
+    }
+}
