@@ -200,10 +200,15 @@ public struct RuleBuilder: Sendable, Hashable {
     public func dnat(_ family: IPAddress.Family, key: [Field], map: String) -> RuleBuilder {
         let (loads, _) = RuleBuilder.loadConcatenation(key)
         let addrWords = family == .v4 ? 1 : 4
-        return adding(loads + [
+        let proto = Registers.forWord(addrWords)
+        // nft 1.0.6 encodes the same statement two ways: with an address in the key it sends
+        // explicit ranges (max = min) and NF_NAT_RANGE_MAP_IPS|PROTO_SPECIFIED; otherwise
+        // only the minimums. Both mean the same to the kernel; we mirror nft byte for byte.
+        let ranged = key.contains { $0.addressFamily != nil }
+        return withDependencies(key).adding(loads + [
             .lookup(set: map, sreg: 1, dreg: 1, invert: false),
-            .nat(.dnat, family: family == .v4 ? 2 : 10, addrMin: 1, addrMax: nil,
-                 protoMin: Registers.forWord(addrWords), protoMax: nil, flags: 0),
+            .nat(.dnat, family: family == .v4 ? 2 : 10, addrMin: 1, addrMax: ranged ? 1 : nil,
+                 protoMin: proto, protoMax: ranged ? proto : nil, flags: ranged ? 0x3 : 0),
         ])
     }
 

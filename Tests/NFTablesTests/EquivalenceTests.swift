@@ -33,6 +33,10 @@ final class EquivalenceTests: XCTestCase {
                 b.add(NFTSet(table: t, name: "portmap_v6", keyType: [.inetProto, .inetService], data: .values([.ipv6Addr, .inetService])))
                 b.add(NFTSet(table: t, name: "fwd_vmap", keyType: [.ipv4Addr, .inetProto, .inetService], data: .verdict))
                 b.add(NFTSet(table: t, name: "dests", keyType: [.ipv4Addr, .inetProto, .inetService]))
+                b.add(NFTSet(table: t, name: "hostmap", keyType: [.ipv4Addr, .inetProto, .inetService],
+                             data: .values([.ipv4Addr, .inetService])))
+                b.add(NFTSet(table: t, name: "hostmap6", keyType: [.ipv6Addr, .inetProto, .inetService],
+                             data: .values([.ipv6Addr, .inetService])))
                 b.add(NFTSet(table: t, name: "bridges", keyType: [.ifname]))
             }
         }
@@ -54,6 +58,10 @@ final class EquivalenceTests: XCTestCase {
              { $0.fibDaddrTypeLocal().dnat(.v4, key: [.l4proto, .thDport], map: "portmap_v4") }),
             ("pre", "fib daddr type local dnat ip6 to meta l4proto . th dport map @portmap_v6",
              { $0.fibDaddrTypeLocal().dnat(.v6, key: [.l4proto, .thDport], map: "portmap_v6") }),
+            ("pre", "dnat ip to ip daddr . meta l4proto . th dport map @hostmap",
+             { $0.dnat(.v4, key: [.ipDaddr, .l4proto, .thDport], map: "hostmap") }),
+            ("pre", "dnat ip6 to ip6 daddr . meta l4proto . th dport map @hostmap6",
+             { $0.dnat(.v6, key: [.ip6Daddr, .l4proto, .thDport], map: "hostmap6") }),
             ("pre", "tcp dport 80 dnat ip to 10.0.0.2:8080",
              { $0.match(.l4proto, .tcp).match(.thDport, .port(80)).dnat(to: a4("10.0.0.2"), port: 8080) }),
             ("pre", "udp sport 53 dnat ip6 to [fd00::2]:5353",
