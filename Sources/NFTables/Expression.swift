@@ -56,7 +56,7 @@ public enum Expression: Sendable, Hashable {
     case ct(key: UInt32, dreg: Register)
 }
 
-/// Owns one libnftnl expression until it is handed to a rule.
+// Encoding into libnftnl: the expression object is owned by the rule it is added to.
 extension Expression {
     /// Allocates and fills the libnftnl expression; the caller adds it to a rule (which frees it).
     func makeNftnl() -> OpaquePointer {

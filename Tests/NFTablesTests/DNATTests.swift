@@ -34,8 +34,13 @@ final class DNATTests: XCTestCase {
         let output = Chain(table: t, name: "output", type: .nat, hook: .output, priority: -100, policy: .accept)
         let pm = NFTSet(table: t, name: "portmap_v4", keyType: [.inetProto, .inetService],
                         data: .values([.ipv4Addr, .inetService]))
+        let hm = NFTSet(table: t, name: "hostport_v4", keyType: [.ipv4Addr, .inetProto, .inetService],
+                        data: .values([.ipv4Addr, .inetService]))
         var b = Batch()
-        b.add(t); b.add(pre); b.add(output); b.add(pm)
+        b.add(t); b.add(pre); b.add(output); b.add(pm); b.add(hm)
+        b.add(Rule(chain: pre) { $0.dnat(.v4, key: [.ipDaddr, .l4proto, .thDport], map: "hostport_v4") })
+        b.addElements(hm, [SetElement(key: [.address(IPAddress("198.18.0.1")!), .tcp, .port(9081)],
+                                      value: .data([.address(IPAddress("10.88.0.2")!), .port(8000)]))])
         for c in [pre, output] {
             b.add(Rule(chain: c) { $0.fibDaddrTypeLocal().dnat(.v4, key: [.l4proto, .thDport], map: "portmap_v4") })
         }
@@ -44,7 +49,7 @@ final class DNATTests: XCTestCase {
         try sock.apply(b)
 
         // From the outside netns to the host address, and from the host itself (output hook).
-        for (client, label) in [(out, "outside"), (host, "host")] {
+        for (client, label, port) in [(out, "outside", 9080), (host, "host", 9080), (out, "hostip", 9081)] {
             let listener = """
             import socket
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,7 +61,7 @@ final class DNATTests: XCTestCase {
             import socket, time
             for i in range(300):
                 try:
-                    c = socket.create_connection(("198.18.0.1", 9080), timeout=2); break
+                    c = socket.create_connection(("198.18.0.1", \(port)), timeout=2); break
                 except OSError:
                     time.sleep(0.05)
             c.sendall(b"hello-\(label)"); print(c.recv(100).decode())
@@ -73,7 +78,7 @@ final class DNATTests: XCTestCase {
             XCTAssertEqual(sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "ack:hello-\(label)")
             XCTAssertTrue(served?.ok == true, "\(String(describing: served))")
             // No SNAT: the container sees the real client (the host picks its source before DNAT).
-            let source = label == "outside" ? "198.18.0.2" : "198.18.0.1"
+            let source = label == "host" ? "198.18.0.1" : "198.18.0.2"
             XCTAssertEqual(served?.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "hello-\(label) \(source)")
         }
 
