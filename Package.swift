@@ -55,6 +55,8 @@ let package = Package(
 
         // Micro benchmark of the Netlink module (veth and address churn in its own netns).
         .executableTarget(name: "netlink-bench", dependencies: ["Netlink", "NetTypes"]),
+        // Micro benchmark of nftables map updates, in a private netns.
+        .executableTarget(name: "nft-bench", dependencies: ["NFTables", "CNetlabShims", "NetTypes"]),
 
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI"]),
