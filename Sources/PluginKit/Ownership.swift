@@ -51,7 +51,7 @@ public struct ElementOwner: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True when `comment` belongs to `network` (whatever container): used by GC.
-    public static func comment(_ comment: String?, belongsTo network: String, containerID: String = "x", ifName: String = "x") -> Bool {
+    public static func comment(_ comment: String?, belongsTo network: String) -> Bool {
         guard let p = parse(comment) else { return false }
         let tag = ElementOwner(network: network, containerID: p.containerID, ifName: p.ifName).networkTag
         return p.networkTag == tag
