@@ -58,6 +58,9 @@ let package = Package(
         // Micro benchmark of nftables map updates, in a private netns.
         .executableTarget(name: "nft-bench", dependencies: ["NFTables", "CNetlabShims", "NetTypes"]),
 
+        // Benchmark driver: ADD/DEL latency of a conflist through CNIRuntime (scripts/bench-bridge.sh).
+        .executableTarget(name: "cni-bench", dependencies: ["CNI"]),
+
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI"]),
 
