@@ -6,7 +6,7 @@ import XCTest
 import TestSupport
 
 /// One test's host-local setup: a world for cleanup and a private data directory.
-final class HostLocalHarness {
+final class HostLocalHarness: Sendable {
     let world = TestWorld()
     let dataDir: String
     /// The reference plugin from Debian's containernetworking-plugins, when installed.
