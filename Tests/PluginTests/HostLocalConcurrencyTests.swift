@@ -6,31 +6,12 @@ import XCTest
 import TestSupport
 
 final class HostLocalConcurrencyTests: XCTestCase {
-    /// Starts `count` threads that wait at one gate and then each run `body(i)` at once.
-    func runTogether(_ count: Int, _ body: @escaping @Sendable (Int) -> CommandResult) -> [CommandResult] {
-        let state = HostLocalStartGate(count: count)
-        let done = DispatchGroup()
-        for i in 0..<count {
-            done.enter()
-            let t = Thread {
-                state.waitForOpen()
-                state.store(body(i), at: i)
-                done.leave()
-            }
-            t.stackSize = 1 << 20
-            t.start()
-        }
-        state.open()
-        done.wait()
-        return state.results.map { $0! }
-    }
-
     func testFiftyConcurrentAddsGetDistinctAddressesAndFiftyDelsEmptyTheStore() {
         let h = HostLocalHarness(self)
         let conf = h.config(#""ranges": [[{"subnet": "10.70.0.0/24"}], [{"subnet": "fd70::/64"}]]"#, name: "busy")
         let n = 50
 
-        let adds = runTogether(n) { i in h.run("ADD", conf, id: "ctr-\(i)") }
+        let adds = hostLocalRunTogether(n) { i in h.run("ADD", conf, id: "ctr-\(i)") }
         for (i, r) in adds.enumerated() {
             XCTAssertEqual(r.status, 0, "ADD ctr-\(i): \(r)")
             XCTAssertEqual(r.hostLocalAddresses.count, 2, "ADD ctr-\(i): \(r)")
@@ -49,10 +30,29 @@ final class HostLocalConcurrencyTests: XCTestCase {
         }
         XCTAssertEqual(h.addressFiles("busy").count, 2 * n)
 
-        let dels = runTogether(n) { i in h.run("DEL", conf, id: "ctr-\(i)") }
+        let dels = hostLocalRunTogether(n) { i in h.run("DEL", conf, id: "ctr-\(i)") }
         for (i, r) in dels.enumerated() { XCTAssertEqual(r.status, 0, "DEL ctr-\(i): \(r)") }
         XCTAssertEqual(h.files("busy"), ["lock", "last_reserved_ip.0", "last_reserved_ip.1"])
     }
+}
+
+/// Starts `count` threads that wait at one gate and then each run `body(i)` at once.
+func hostLocalRunTogether(_ count: Int, _ body: @escaping @Sendable (Int) -> CommandResult) -> [CommandResult] {
+    let state = HostLocalStartGate(count: count)
+    let done = DispatchGroup()
+    for i in 0..<count {
+        done.enter()
+        let t = Thread {
+            state.waitForOpen()
+            state.store(body(i), at: i)
+            done.leave()
+        }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+    state.open()
+    done.wait()
+    return state.results.map { $0! }
 }
 
 /// A gate the worker threads wait at, and the slots they put their results in.
