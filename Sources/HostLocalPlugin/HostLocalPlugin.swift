@@ -61,6 +61,7 @@ public struct HostLocal: CNIPlugin {
         do {
             usage = try net.allocator().usage()
         } catch let e as IPAMError {
+            guard case .io = e else { throw HostLocal.cniError(e) }  // e.g. a network name that is no directory name
             throw CNIError(code: .notAvailable,
                            msg: "data directory \(net.networkDirectory) is not usable: \(e.message)",
                            details: e.details)
