@@ -163,6 +163,20 @@ final class HostLocalAddTests: XCTestCase {
         XCTAssertEqual(h.addressFiles(), [])
     }
 
+    func testRequestingTheGatewayOrTwoAddressesInOneSetIsCode7() {
+        let h = HostLocalHarness(self)
+        let conf = h.config(#""subnet": "10.34.0.0/24""#)
+        let gw = h.run("ADD", conf, args: "IP=10.34.0.1")
+        XCTAssertEqual(gw.cniCode, 7, "\(gw)")
+        XCTAssertTrue(gw.cniMessage.contains("gateway"), gw.cniMessage)
+        let two = h.run("ADD", conf, args: "IP=10.34.0.5,10.34.0.6")
+        XCTAssertEqual(two.cniCode, 7, "\(two)")
+        XCTAssertTrue(two.cniMessage.contains("10.34.0.5") && two.cniMessage.contains("10.34.0.6"), two.cniMessage)
+        let garbage = h.run("ADD", conf, args: "IP=ten.dot")
+        XCTAssertEqual(garbage.cniCode, 7, "\(garbage)")
+        XCTAssertEqual(h.addressFiles(), [])
+    }
+
     func testIPRangesCapabilityComesBeforeConfiguredRanges() {
         let h = HostLocalHarness(self)
         let conf = h.config(#""subnet": "10.35.0.0/24""#,

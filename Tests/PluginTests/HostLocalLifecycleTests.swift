@@ -28,6 +28,15 @@ final class HostLocalLifecycleTests: XCTestCase {
         XCTAssertEqual(del.stdout, "")
     }
 
+    func testDelWithAnInvalidConfigIsCode7AndKeepsTheAddress() {
+        let h = HostLocalHarness(self)
+        XCTAssertEqual(h.run("ADD", h.config(#""subnet": "10.51.0.0/24""#)).status, 0)
+        let r = h.run("DEL", h.config(#""subnet": "10.51.0.9/24""#))
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.cniCode, 7, "\(r)")
+        XCTAssertEqual(h.addressFiles(), ["10.51.0.2"])
+    }
+
     func testDelReleasesOnlyTheGivenInterface() {
         let h = HostLocalHarness(self)
         let conf = h.config(#""subnet": "10.52.0.0/24""#)
