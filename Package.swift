@@ -37,10 +37,11 @@ let package = Package(
         .target(name: "IPAM", dependencies: ["CNI", "NetTypes"]),
 
         // Plugin logic, one module per plugin; the executables are thin.
-        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"]),
+        .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
+        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit"]),
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
-        .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
+        .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
         .executableTarget(name: "loopback", dependencies: ["LoopbackPlugin"]),
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
         .executableTarget(name: "bridge", dependencies: ["BridgePlugin"]),
@@ -51,6 +52,11 @@ let package = Package(
         .executableTarget(name: "netlab", dependencies: [
             "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+
+        // Micro benchmark of the Netlink module (veth and address churn in its own netns).
+        .executableTarget(name: "netlink-bench", dependencies: ["Netlink", "NetTypes"]),
+        // Micro benchmark of nftables map updates, in a private netns.
+        .executableTarget(name: "nft-bench", dependencies: ["NFTables", "CNetlabShims", "NetTypes"]),
 
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI"]),

@@ -1,1 +1,0 @@
-// NFTables module

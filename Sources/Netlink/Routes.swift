@@ -1,0 +1,129 @@
+// Routes (RTM_NEWROUTE/DELROUTE/GETROUTE) through libnl's rtnl_route with one next hop.
+
+import CNetlink
+import NetTypes
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct Route: Sendable, Hashable {
+    /// Destination prefix; `CIDR.defaultRoute(.v4)` for a default route.
+    public var destination: CIDR
+    public var gateway: IPAddress?
+    public var outputIndex: Int32?
+    /// nil lets the kernel/libnl choose (link scope for a direct route, universe via a gateway).
+    public var scope: Scope?
+    /// RTNH_F_ONLINK: the gateway is reachable on the link even without a matching prefix.
+    public var onLink: Bool
+    /// Priority (the `metric` of `ip route`).
+    public var metric: UInt32?
+    /// Routing table; 254 is main.
+    public var table: UInt32
+    public var mtu: UInt32?
+    /// RTPROT_*: 4 static (`ip route add`'s default is 3 boot), 2 kernel.
+    public var proto: UInt8?
+    /// Preferred source address.
+    public var source: IPAddress?
+
+    public static let mainTable: UInt32 = 254
+
+    public init(destination: CIDR, gateway: IPAddress? = nil, outputIndex: Int32? = nil, scope: Scope? = nil,
+                onLink: Bool = false, metric: UInt32? = nil, table: UInt32 = Route.mainTable, mtu: UInt32? = nil,
+                proto: UInt8? = nil, source: IPAddress? = nil) {
+        self.destination = destination; self.gateway = gateway; self.outputIndex = outputIndex
+        self.scope = scope; self.onLink = onLink; self.metric = metric; self.table = table
+        self.mtu = mtu; self.proto = proto; self.source = source
+    }
+
+    /// A default route of the gateway's family.
+    public static func defaultRoute(via gateway: IPAddress, device: Int32? = nil, metric: UInt32? = nil) -> Route {
+        Route(destination: .defaultRoute(gateway.family), gateway: gateway, outputIndex: device, metric: metric)
+    }
+    public var family: IPAddress.Family { destination.family }
+}
+
+extension RouteSocket {
+    public func addRoute(_ route: Route) throws { try changeRoute(route, "add route", add: RTM.create | RTM.excl) }
+    /// Adds or replaces (`ip route replace`).
+    public func replaceRoute(_ route: Route) throws { try changeRoute(route, "replace route", add: RTM.create | RTM.replace) }
+    public func deleteRoute(_ route: Route) throws { try changeRoute(route, "delete route", add: nil) }
+
+    private func changeRoute(_ route: Route, _ op: String, add flags: Int32?) throws {
+        guard let r = rtnl_route_alloc() else { throw NetlinkError(operation: op, object: "\(route.destination)", errno: ENOMEM) }
+        defer { rtnl_route_put(r) }
+        let object = describe(route)
+        guard let dst = NLAddr(route.destination.networkAddress, prefixLength: route.destination.prefixLength) else {
+            throw NetlinkError(operation: op, object: object, errno: EINVAL)
+        }
+        _ = rtnl_route_set_family(r, UInt8(route.family.linuxAF))
+        _ = rtnl_route_set_dst(r, dst.ptr)
+        rtnl_route_set_table(r, route.table)
+        if let scope = route.scope {
+            rtnl_route_set_scope(r, scope.rawValue)
+        } else if flags == nil {
+            rtnl_route_set_scope(r, Scope.nowhere.rawValue)    // delete: match any scope
+        }
+        if let metric = route.metric { rtnl_route_set_priority(r, metric) }
+        if let proto = route.proto { rtnl_route_set_protocol(r, proto) } else if flags != nil { rtnl_route_set_protocol(r, 4) }
+        if let mtu = route.mtu { _ = rtnl_route_set_metric(r, 2 /* RTAX_MTU */, mtu) }
+        var src: NLAddr?
+        if let s = route.source { src = NLAddr(s); if let src { _ = rtnl_route_set_pref_src(r, src.ptr) } }
+        var gw: NLAddr?
+        if route.gateway != nil || route.outputIndex != nil {
+            guard let nh = rtnl_route_nh_alloc() else { throw NetlinkError(operation: op, object: object, errno: ENOMEM) }
+            if let idx = route.outputIndex { rtnl_route_nh_set_ifindex(nh, idx) }
+            if let g = route.gateway { gw = NLAddr(g); if let gw { rtnl_route_nh_set_gateway(nh, gw.ptr) } }
+            if route.onLink { rtnl_route_nh_set_flags(nh, 0x4) }            // RTNH_F_ONLINK
+            rtnl_route_add_nexthop(r, nh)                                     // owned by the route now
+        }
+        _ = try withExtendedLifetime((src, gw)) {
+            if let flags {
+                try perform(op, object) { rtnl_route_add(sock, r, flags) }
+            } else {
+                try perform(op, object) { rtnl_route_delete(sock, r, 0) }
+            }
+        }
+    }
+
+    /// Routes of one family (nil: both), in one table (nil: all tables).
+    public func routes(family: IPAddress.Family? = nil, table: UInt32? = Route.mainTable) throws -> [Route] {
+        var cache: OpaquePointer?
+        try dump("list routes", namespacePath ?? "current netns") {
+            cache = nil
+            return rtnl_route_alloc_cache(sock, family?.linuxAF ?? AF_UNSPEC, 0, &cache)
+        }
+        var out: [Route] = []
+        forEach(cache) { r in
+            let t = rtnl_route_get_table(r)
+            if let table, t != table { return }
+            let fam = rtnl_route_get_family(r)
+            guard fam == UInt8(AF_INET) || fam == UInt8(AF_INET6) else { return }
+            let dst = cidr(rtnl_route_get_dst(r))
+                ?? CIDR.defaultRoute(fam == UInt8(AF_INET) ? .v4 : .v6)
+            var route = Route(destination: dst, table: t)
+            route.scope = Scope(rawValue: rtnl_route_get_scope(r))
+            let prio = rtnl_route_get_priority(r)
+            route.metric = prio
+            route.proto = rtnl_route_get_protocol(r)
+            route.source = ipAddress(rtnl_route_get_pref_src(r))
+            var mtu: UInt32 = 0
+            if rtnl_route_get_metric(r, 2, &mtu) == 0, mtu > 0 { route.mtu = mtu }
+            if rtnl_route_get_nnexthops(r) > 0, let nh = rtnl_route_nexthop_n(r, 0) {
+                let idx = rtnl_route_nh_get_ifindex(nh)
+                route.outputIndex = idx > 0 ? idx : nil
+                route.gateway = ipAddress(rtnl_route_nh_get_gateway(nh))
+                route.onLink = rtnl_route_nh_get_flags(nh) & 0x4 != 0
+            }
+            out.append(route)
+        }
+        return out
+    }
+
+    private func describe(_ r: Route) -> String {
+        var s = "\(r.destination)"
+        if let g = r.gateway { s += " via \(g)" }
+        if let i = r.outputIndex { s += " dev ifindex \(i)" }
+        if r.table != Route.mainTable { s += " table \(r.table)" }
+        return s
+    }
+}

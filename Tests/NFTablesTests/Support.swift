@@ -1,0 +1,76 @@
+import Foundation
+import NFTables
+import NetTypes
+import TestSupport
+import XCTest
+
+/// A netns with an NFTSocket opened inside it, removed at teardown.
+struct NFTWorld {
+    let world: TestWorld
+    let ns: String
+    let sock: NFTSocket
+
+    init(_ test: XCTestCase, role: String = "host") throws {
+        world = TestWorld()
+        ns = world.netns(role)
+        let w = world
+        test.addTeardownBlock { w.cleanup() }
+        sock = try NFTSocket(namespacePath: world.path(ns))
+    }
+
+    func ruleset() -> String {
+        let r = world.exec(in: ns, ["nft", "list", "ruleset"])
+        XCTAssertTrue(r.ok, "\(r)")
+        return r.stdout
+    }
+
+    /// `nft -j list ruleset` entries without metainfo, keyed by their kind.
+    func json() -> [[String: Any]] {
+        let r = world.exec(in: ns, ["nft", "-j", "list", "ruleset"])
+        XCTAssertTrue(r.ok, "\(r)")
+        let items = (r.jsonObject?["nftables"] as? [[String: Any]]) ?? []
+        return items.filter { $0["metainfo"] == nil }
+    }
+
+    func apply(_ build: (inout Batch) -> Void) throws {
+        var b = Batch()
+        build(&b)
+        try sock.apply(b)
+    }
+}
+
+/// Normalises nft's text output: trims lines, drops blank ones.
+func lines(_ s: String) -> [String] {
+    s.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
+
+extension NFTWorld {
+    /// For every set and map in `nft -j list ruleset`: "family table name" -> its elements as
+    /// canonical JSON strings, sorted (hash sets list in random order).
+    func jsonElements() -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for item in json() {
+            guard let s = (item["set"] as? [String: Any]) ?? (item["map"] as? [String: Any]),
+                  let fam = s["family"] as? String, let t = s["table"] as? String, let n = s["name"] as? String
+            else { continue }
+            let elems = (s["elem"] as? [Any]) ?? []
+            out["\(fam) \(t) \(n)"] = elems.map { e in
+                let d = try! JSONSerialization.data(withJSONObject: e, options: [.sortedKeys, .fragmentsAllowed])
+                return String(decoding: d, as: UTF8.self)
+            }.sorted()
+        }
+        return out
+    }
+}
+
+/// nft's text output with every `elements = { … }` block removed (their order is random).
+func withoutElements(_ text: String) -> [String] {
+    var out: [String] = []
+    var skipping = false
+    for l in lines(text) {
+        if l.hasPrefix("elements = {") { skipping = true }
+        if !skipping { out.append(l) }
+        if skipping && l.hasSuffix("}") { skipping = false }
+    }
+    return out
+}
