@@ -72,8 +72,8 @@ public struct Bridge: CNIPlugin {
         // 4. Addresses from IPAM.
         var result = CNIResult(cniVersion: r.cniVersion)
         if conf.hasIPAM {
-            let ipam = try Delegate.ipamAdd(r)
-            undo.register("IPAM DEL") { try Delegate.ipamDel(r) }
+            let ipam = try IPAM.add(r)
+            undo.register("IPAM DEL") { try IPAM.del(r) }
             guard !ipam.ips.isEmpty else { throw CNIError(code: .internal, msg: "bridge ADD: IPAM plugin returned no IP configuration") }
             result.ips = ipam.ips
             result.routes = ipam.routes
@@ -132,11 +132,11 @@ public struct Bridge: CNIPlugin {
             }
         }
 
-        // 7. Masquerade: one nftables batch.
+        // 7. Masquerade: one nftables batch (elements only once the bridge's chain exists).
         if conf.ipMasq, !result.ips.isEmpty {
             let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
             let nft = try NFTSocket()
-            try nft.apply(Masquerade.addBatch(bridge: conf.bridge, addresses: result.ips.map(\.address.address), owner: owner))
+            try Masquerade.add(nft, bridge: conf.bridge, addresses: result.ips.map(\.address.address), owner: owner)
             undo.register("delete masquerade elements") { try Masquerade.removeOwned(by: owner, nft) }
         }
         return result
@@ -202,6 +202,10 @@ public struct Bridge: CNIPlugin {
         for o in others {
             do { try host.deleteAddress(bridge, o.address) } catch let e as NetlinkError where e.isNotFound {}
         }
+        // Deleting a primary address takes its secondaries (ours) with it: put ours back.
+        do {
+            try host.addAddress(bridge, gw, broadcast: gw.family == .v4 && gw.prefixLength < 31 ? gw.lastAddress : nil, noDAD: true)
+        } catch let e as NetlinkError where e.isAlreadyExists {}
     }
 
     func enableForwarding(_ ips: [CNIResult.IPConfig]) throws {

@@ -57,6 +57,29 @@ public enum Masquerade {
         return b
     }
 
+    /// The batch of an ADD on a bridge whose layout exists already: only the elements. A
+    /// chain or rule change makes the kernel wait for an RCU grace period at commit (~15 ms
+    /// here), elements do not; the element's `jump masq-<bridge>` fails with ENOENT when the
+    /// chain (made complete, atomically, by `addBatch`) or the maps are missing.
+    public static func elementBatch(bridge: String, addresses: [IPAddress], owner: ElementOwner) -> Batch {
+        var b = Batch()
+        for a in addresses {
+            b.destroyElements(map(a.family), [SetElement(key: [.address(a)])])
+            b.addElements(map(a.family), [element(a, bridge: bridge, owner: owner)])
+        }
+        return b
+    }
+
+    /// Adds the container's elements: the element-only batch when the layout is there, else
+    /// the full batch that creates (or repairs) table, maps and chains in the same transaction.
+    public static func add(_ sock: NFTSocket, bridge: String, addresses: [IPAddress], owner: ElementOwner) throws {
+        do {
+            try sock.apply(elementBatch(bridge: bridge, addresses: addresses, owner: owner))
+        } catch let e as NFTError where e.isNotFound {
+            try sock.apply(addBatch(bridge: bridge, addresses: addresses, owner: owner))
+        }
+    }
+
     static func element(_ a: IPAddress, bridge: String, owner: ElementOwner) -> SetElement {
         SetElement(key: [.address(a)], value: .verdict(.jump(chain(bridge: bridge).name)), comment: owner.comment)
     }

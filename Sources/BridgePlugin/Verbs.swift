@@ -16,7 +16,7 @@ extension Bridge {
         let conf = try BridgeConfig(r)
         var failures: [String] = []
         if conf.hasIPAM {
-            do { try Delegate.ipamDel(r) } catch { failures.append("IPAM DEL: \(error)") }
+            do { try IPAM.del(r) } catch { failures.append("IPAM DEL: \(error)") }
         }
         if conf.ipMasq {
             let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
@@ -44,9 +44,7 @@ extension Bridge {
         let conf = try BridgeConfig(r)
         let prev = try r.requirePrevResult()
         let netns = try r.requireNetns()
-        if conf.hasIPAM, let t = r.config.ipamType {
-            try Delegate.check(type: t, config: r.configBytes, request: r)
-        }
+        if conf.hasIPAM { try IPAM.check(r) }
         try netlinkStep("bridge CHECK") {
             let host = try RouteSocket()
             let ctr = try RouteSocket(namespace: netns)
@@ -107,10 +105,9 @@ extension Bridge {
     public func status(_ r: CNIRequest) throws {
         let conf = try BridgeConfig(r)
         guard conf.hasIPAM, let t = r.config.ipamType else { return }
-        let result: Result<Void, CNIError> = Result { () throws(CNIError) in
-            try Delegate.status(type: t, config: r.configBytes, request: r)
-        }
-        guard case .failure(let e) = result else { return }
+        let result: Result<Void, any Error> = Result { try IPAM.status(r) }
+        guard case .failure(let err) = result else { return }
+        let e = (err as? CNIError) ?? CNIError.wrapping(err)
         if e.code == .notAvailable || e.code == .notAvailableLimitedConnectivity { throw e }
         throw CNIError(code: .notAvailable, msg: "bridge STATUS: IPAM plugin \(t) not available: \(e.msg)", details: e.details)
     }
@@ -120,8 +117,8 @@ extension Bridge {
     public func gc(_ r: CNIRequest) throws {
         let conf = try BridgeConfig(r)
         var failures: [String] = []
-        if conf.hasIPAM, let t = r.config.ipamType {
-            do { try Delegate.gc(type: t, config: r.configBytes, request: r) } catch { failures.append("IPAM GC: \(error)") }
+        if conf.hasIPAM {
+            do { try IPAM.gc(r) } catch { failures.append("IPAM GC: \(error)") }
         }
         let valid = Set(r.validAttachments.map { "\($0.containerID) \($0.ifname)" })
         do {
