@@ -14,27 +14,40 @@ extension Bridge {
     /// netns is gone), the veth deleted. Nothing left to undo is success. The bridge stays.
     public func del(_ r: CNIRequest) throws {
         let conf = try BridgeConfig(r)
-        var failures: [String] = []
-        if conf.hasIPAM {
-            do { try IPAM.del(r) } catch { failures.append("IPAM DEL: \(error)") }
+        // Three independent steps, run at once: the kernel's waits (netdev unregister, nft
+        // commit) overlap instead of adding up.
+        var steps: [@Sendable () throws -> Void] = []
+        if !netnsIsGone(r.netns), let netns = r.netns {
+            let ifName = r.ifName
+            steps.append {
+                do {
+                    let ctr = try RouteSocket(namespace: netns)
+                    if let l = try ctr.link(named: ifName) {
+                        do { try ctr.deleteLink(l.index) } catch let e as NetlinkError where e.isNotFound {}
+                    }
+                } catch let e as NetlinkError where e.isNotFound && e.operation.hasSuffix("netns") {
+                } catch {
+                    throw CNIError(code: .internal, msg: "delete \(ifName) in \(netns): \(error)")
+                }
+            }
         }
         if conf.ipMasq {
             let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
-            do { try Masquerade.removeOwned(by: owner, NFTSocket()) } catch { failures.append("remove masquerade elements: \(error)") }
-        }
-        if !netnsIsGone(r.netns), let netns = r.netns {
-            do {
-                let ctr = try RouteSocket(namespace: netns)
-                if let l = try ctr.link(named: r.ifName) {
-                    do { try ctr.deleteLink(l.index) } catch let e as NetlinkError where e.isNotFound {}
+            steps.append {
+                do { try Masquerade.removeOwned(by: owner, NFTSocket()) } catch {
+                    throw CNIError(code: .internal, msg: "remove masquerade elements: \(error)")
                 }
-            } catch let e as NetlinkError where e.isNotFound && e.operation.hasSuffix("netns") {
-            } catch {
-                failures.append("delete \(r.ifName) in \(netns): \(error)")
             }
         }
+        if conf.hasIPAM {
+            steps.append {
+                try IPAM.del(r)
+            }
+        }
+        let failures = runConcurrently(steps)
+        if failures.count == 1 { throw (failures[0] as? CNIError) ?? CNIError.wrapping(failures[0]) }
         if !failures.isEmpty {
-            throw CNIError(code: .internal, msg: "bridge DEL: " + failures.joined(separator: "; "))
+            throw CNIError(code: .internal, msg: "bridge DEL: " + failures.map { ($0 as? CNIError)?.msg ?? "\($0)" }.joined(separator: "; "))
         }
     }
 
