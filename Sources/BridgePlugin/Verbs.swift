@@ -104,7 +104,12 @@ extension Bridge {
         }
         if conf.ipMasq {
             let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
-            let owned = try Masquerade.elements(NFTSocket()) { owner.owns($0) }
+            let nft = try NFTSocket()
+            let chains = Set(((try? nft.chains(table: Masquerade.table)) ?? []).map(\.name))
+            for c in [Masquerade.postrouting.name, Masquerade.chain(bridge: conf.bridge).name] where !chains.contains(c) {
+                throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(Masquerade.table) \(c) missing")
+            }
+            let owned = try Masquerade.elements(nft) { owner.owns($0) }
             for ip in prev.ips {
                 let found = owned.contains { (_, e) in e.key == [.address(ip.address.address)] }
                 if !found {
