@@ -77,6 +77,14 @@ final class BridgeTests: XCTestCase {
         let r = bw.run("ADD", bw.config(gwConf), ctr: c1, id: "ctr-masq")
         XCTAssertEqual(r.status, 0, r.description)
         XCTAssertEqual(bw.masqElements().map(\.comment), ["\(bw.network) ctr-masq eth0"])
+        // The layout, in nft's own words.
+        let chain = world.exec(in: bw.host, ["nft", "list", "chain", "inet", "netlab", "masq-\(bw.bridge)"]).stdout
+        for rule in ["oifname \"\(bw.bridge)\" return", "ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return", "masquerade"] {
+            XCTAssertTrue(chain.contains(rule), "missing \(rule) in \(chain)")
+        }
+        let post = world.exec(in: bw.host, ["nft", "list", "chain", "inet", "netlab", "masq_postrouting"]).stdout
+        XCTAssertTrue(post.contains("type nat hook postrouting priority srcnat") && post.contains("ip saddr vmap @masq_v4")
+                      && post.contains("ip6 saddr vmap @masq_v6"), post)
 
         // A TCP server in the internet netns that answers with the peer address it sees.
         let server = Process()
@@ -189,6 +197,8 @@ final class BridgeTests: XCTestCase {
         XCTAssertEqual(d.status, 0, d.description)
         let d2 = bw.run("DEL", conf, ctr: nil, id: "gone")
         XCTAssertEqual(d2.status, 0, d2.description)
+        // The kernel dismantles a deleted netns asynchronously; its veth pair goes with it.
+        for _ in 0..<100 where !bw.hostVeths().isEmpty { usleep(50_000) }
         assertNothingLeft("gone")
         XCTAssertEqual(bw.masqElements().count, 0)
     }
