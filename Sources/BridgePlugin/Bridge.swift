@@ -79,10 +79,11 @@ public struct Bridge: CNIPlugin {
             result.routes = ipam.routes
             result.dns = ipam.dns
         }
+        // The `mtu` fields are written for 1.1.0 results only (older versions drop them).
         result.interfaces = [
-            .init(name: br.name, mac: br.mac),
-            .init(name: hostName, mac: hostLink.mac),
-            .init(name: r.ifName, mac: ctrLink.mac, sandbox: netnsPath),
+            .init(name: br.name, mac: br.mac, mtu: Int(br.mtu)),
+            .init(name: hostName, mac: hostLink.mac, mtu: Int(hostLink.mtu)),
+            .init(name: r.ifName, mac: ctrLink.mac, mtu: Int(ctrLink.mtu), sandbox: netnsPath),
         ]
         for i in result.ips.indices {
             result.ips[i].interface = 2

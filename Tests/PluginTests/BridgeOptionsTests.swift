@@ -218,6 +218,17 @@ final class BridgeOptionsTests: XCTestCase {
         let empty = world.tempDirectory("nocni")
         let missing = bw.run("STATUS", bw.config(version: "1.1.0"), ctr: nil, id: "", cniPath: empty)
         XCTAssertEqual(missing.jsonObject?["code"] as? Int, 50, missing.stdout)
+        // A data directory that cannot be used (a file where the directory should be).
+        let file = world.tempDirectory("notadir") + "/file"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        let bad = bw.run("STATUS", bw.config(version: "1.1.0", ipamExtra: ["dataDir": file]), ctr: nil, id: "")
+        XCTAssertEqual(bad.jsonObject?["code"] as? Int, 50, bad.stdout)
+        // A 1.1.0 ADD reports the MTU of every interface.
+        let c1 = world.netns("c1")
+        let r = bw.run("ADD", bw.config(["mtu": 1450], version: "1.1.0"), ctr: c1, id: "mtu11")
+        XCTAssertEqual(r.status, 0, r.description)
+        let mtus = (r.jsonObject?["interfaces"] as? [[String: Any]] ?? []).compactMap { $0["mtu"] as? Int }
+        XCTAssertEqual(mtus, [1450, 1450, 1450], r.stdout)
     }
 
     func testGCRemovesMasqueradeElementsAndLeasesOfInvalidAttachments() throws {
