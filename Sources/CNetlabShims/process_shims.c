@@ -43,6 +43,16 @@ static size_t format_int(char *buf, int v) {
     return i;
 }
 
+/// Closes every descriptor above 2 except those in keep[]: the runtime's own descriptors
+/// (pipes of whoever started it, without close-on-exec) must not live on in a container.
+static void close_other_fds(const int *keep, int nkeep) {
+    for (int fd = 3; fd < 4096; fd++) {
+        int kept = 0;
+        for (int i = 0; i < nkeep; i++) if (keep[i] == fd) kept = 1;
+        if (!kept) close(fd);
+    }
+}
+
 /// "netlab: error: WHAT OBJ: strerror(err)\n" on stderr.
 static void report(const char *what, const char *obj, int err) {
     put_str(2, "netlab: error: "); put_str(2, what);
@@ -148,11 +158,11 @@ static int pause_forever(void) {
     struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = noop_handler;
     sigaction(SIGCHLD, &sa, NULL);
     for (;;) {
-        sigsuspend(&empty);
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}
         int s = init_stop_signal;
         if (s == SIGINT || s == SIGTERM || s == SIGHUP || s == SIGQUIT) return 0;
         init_stop_signal = 0;
+        sigsuspend(&empty);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
     }
 }
 
@@ -203,7 +213,13 @@ static int container_init(void *arg) {
     if (o->stdout_fd >= 0 && dup2(o->stdout_fd, 1) < 0) fail_ready(fd, "dup2 stdout", errno);
     if (o->stderr_fd >= 0 && dup2(o->stderr_fd, 2) < 0) fail_ready(fd, "dup2 stderr", errno);
     if (o->new_session) setsid();
+    int keep[] = { fd, a->go_fd, o->exit_status_fd };
+    close_other_fds(keep, 3);
     if (o->exit_status_fd >= 0) fcntl(o->exit_status_fd, F_SETFD, FD_CLOEXEC);
+
+    // From here on a signal for the container is remembered (a pid namespace's init drops
+    // signals it has no handler for) and passed on to the command once it runs.
+    set_handlers(init_forward_handler);
 
     struct ready_msg ok; memset(&ok, 0, sizeof ok);
     write_all(fd, &ok, sizeof ok);
@@ -312,7 +328,7 @@ pid_t netlab_exec_in_container(pid_t pid, char *const *argv, char *const *envp,
     if (fchdir(fds[5]) < 0 || chroot(".") < 0 || chdir("/") < 0) {
         report("exec: enter root of", paths[5], errno); _exit(126);
     }
-    for (int i = 0; i < 6; i++) close(fds[i]);
+    close_other_fds(NULL, 0);
     _exit(run_and_forward(argv, envp, 0));
 }
 

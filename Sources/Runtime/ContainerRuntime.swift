@@ -114,6 +114,8 @@ public final class ContainerRuntime: @unchecked Sendable {
             }
             let s = try spawnContainerInit(opts)
             spawned = s
+            // From now on ^C and kill reach the container rather than leaving it behind.
+            if !req.detach { netlab_forward_signals(s.pid) }
             record.pid = s.pid
             record.pidStartTime = Sys.processStat(s.pid)?.startTime
             try runDirectory.save(record)
@@ -128,6 +130,7 @@ public final class ContainerRuntime: @unchecked Sendable {
             try runDirectory.save(record)
             try s.release()
         } catch {
+            netlab_forward_signals(0)
             spawned?.abandon()
             try? teardown(record)
             throw error

@@ -51,6 +51,7 @@ struct Run: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
+        if isHelpRequest(command) { throw CleanExit.helpRequest(self) }
         let runtime = try global.makeRuntime()
         var req = RunRequest(command: commandArguments(command))
         guard !req.command.isEmpty else { throw ValidationError("missing command (use pause for the built-in pause process)") }
@@ -135,6 +136,7 @@ struct Exec: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
+        if container == "-h" || container == "--help" || isHelpRequest(command) { throw CleanExit.helpRequest(self) }
         let code = try global.makeRuntime().exec(container, command: commandArguments(command), environment: env,
                                                  interactive: interactive)
         if code != 0 { throw ExitCode(code) }

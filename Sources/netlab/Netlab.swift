@@ -71,3 +71,8 @@ func writeFD(_ fd: Int32, _ bytes: [UInt8]) {
         off += n
     }
 }
+
+/// `netlab run --help`: the passthrough command captured the help flag.
+func isHelpRequest(_ args: [String]) -> Bool {
+    args.first == "-h" || args.first == "--help"
+}
