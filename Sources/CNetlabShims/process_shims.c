@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -349,4 +351,55 @@ void netlab_forward_signals(pid_t pid) {
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < N_FORWARDED; i++) sigaction(forwarded_signals[i], &sa, NULL);
+}
+
+// ---- waiting for a process that is not our child ---------------------------------------------
+
+static unsigned long long start_time_of(pid_t pid, int *zombie) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    p += 2;
+    *zombie = (*p == 'Z' || *p == 'X');
+    // p points at field 3; starttime is field 22.
+    for (int field = 3; field < 22 && *p; p++) if (*p == ' ') field++;
+    return strtoull(p, NULL, 10);
+}
+
+int netlab_wait_for_exit(pid_t pid, unsigned long long start_time) {
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0) return errno == ESRCH ? 0 : -1;
+    int zombie = 0;
+    unsigned long long st = start_time_of(pid, &zombie);
+    if (zombie || st == 0 || (start_time && st != start_time)) { close(pfd); return 0; }
+    struct pollfd p = { .fd = pfd, .events = POLLIN };
+    for (;;) {
+        int r = poll(&p, 1, -1);
+        if (r < 0 && errno == EINTR) continue;
+        int err = errno;
+        close(pfd);
+        if (r < 0) { errno = err; return -1; }
+        return 0;
+    }
+}
+
+pid_t netlab_spawn_detached(char *const *argv, char *const *envp) {
+    char *empty_env[] = { NULL };
+    if (envp == NULL) envp = empty_env;
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    setsid();
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) { dup2(null_fd, 0); dup2(null_fd, 1); dup2(null_fd, 2); }
+    close_other_fds(NULL, 0);
+    reset_signals_for_exec();
+    execve(argv[0], argv, envp);
+    _exit(127);
 }

@@ -150,6 +150,22 @@ public final class ContainerRuntime: @unchecked Sendable {
         return .exited(code)
     }
 
+    /// For `run -d --rm`: starts `reaperCommand` (which must end up calling
+    /// `removeWhenExited(name)`, e.g. `netlab __reap NAME`) detached from this process.
+    public func startReaper(_ reaperCommand: [String]) throws {
+        try Sys.spawnDetached(reaperCommand)
+    }
+
+    /// Waits for a container's init to exit, then removes the container (networks, netns,
+    /// state) if it was started with `--rm`.
+    public func removeWhenExited(_ name: String) throws {
+        let r = try runDirectory.load(name)
+        if let pid = r.pid { try Sys.waitForExit(pid: pid, startTime: r.pidStartTime) }
+        let now = try runDirectory.load(name)
+        guard now.id == r.id, now.autoRemove else { return }
+        try teardown(refreshed(now))
+    }
+
     func environment(for record: ContainerRecord, extra: [String]) -> [String] {
         var env = ["PATH=" + Self.defaultPath, "HOSTNAME=" + record.hostname, "HOME=/root"]
         if let term = getenv("TERM") { env.append("TERM=" + String(cString: term)) }

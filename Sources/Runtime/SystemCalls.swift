@@ -261,3 +261,20 @@ func execInContainer(pid: Int32, argv: [String], environment: [String], interact
     if helper < 0 { throw RuntimeError.system(operation: "fork", object: "exec helper", errno: errno) }
     return waitForwardingSignals(helper)
 }
+
+extension Sys {
+    /// Starts `argv` in a new session with stdio on /dev/null and does not wait for it.
+    static func spawnDetached(_ argv: [String]) throws {
+        let pid = withCStrings(argv) { a in
+            withCStrings(["PATH=" + ContainerRuntime.defaultPath]) { e in netlab_spawn_detached(a, e) }
+        }
+        if pid < 0 { throw RuntimeError.system(operation: "spawn", object: argv[0], errno: errno) }
+    }
+
+    /// Blocks until `pid` (any process) has exited.
+    static func waitForExit(pid: Int32, startTime: UInt64?) throws {
+        if netlab_wait_for_exit(pid, startTime ?? 0) != 0 {
+            throw RuntimeError.system(operation: "wait for", object: "pid \(pid)", errno: errno)
+        }
+    }
+}

@@ -55,7 +55,6 @@ struct Run: ParsableCommand {
         let runtime = try global.makeRuntime()
         var req = RunRequest(command: commandArguments(command))
         guard !req.command.isEmpty else { throw ValidationError("missing command (use pause for the built-in pause process)") }
-        if detach && autoRemove { throw ValidationError("--rm with -d is not supported yet") }
         req.name = name
         req.hostname = hostname
         req.networkMode = try NetworkMode(parsing: network)
@@ -67,7 +66,17 @@ struct Run: ParsableCommand {
         req.detach = detach
         req.autoRemove = autoRemove
         switch try runtime.run(req) {
-        case .started(let record): printOut(record.id)
+        case .started(let record):
+            if autoRemove {
+                // Something must outlive us to remove the container when it exits.
+                do {
+                    try runtime.startReaper([selfExecutable(), "__reap"] + global.arguments + [record.name])
+                } catch {
+                    try? runtime.remove(record.name, force: true)
+                    throw error
+                }
+            }
+            printOut(record.id)
         case .exited(let code): if code != 0 { throw ExitCode(code) }
         }
     }
@@ -203,4 +212,25 @@ func validatedIP(_ text: String) throws -> String {
 func validatedMAC(_ text: String) throws -> String {
     guard macIsValid(text) else { throw RuntimeError.invalidArgument("invalid --mac \"\(text)\"") }
     return text
+}
+
+/// Hidden: waits for a `run -d --rm` container to exit and removes it.
+struct Reap: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__reap", shouldDisplay: false)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument var container: String
+
+    func run() throws {
+        try global.makeRuntime().removeWhenExited(container)
+    }
+}
+
+/// The running netlab binary, for re-executing itself.
+func selfExecutable() -> String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    guard n > 0 else { return CommandLine.arguments[0] }
+    return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -10,7 +10,7 @@ struct Netlab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netlab",
         abstract: "Run processes as containers in their own namespaces and wire their networks.",
-        subcommands: [Run.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self])
+        subcommands: [Run.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self, Reap.self])
 
     /// Errors from the runtime are one line a person can act on; everything else (usage
     /// errors, exit codes) is ArgumentParser's.
@@ -34,6 +34,11 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Work on a simulated host: its state lives in <run-dir>/hosts/<host>.", valueName: "host"))
     var host: String?
+
+    /// These options as arguments again (for re-executing netlab).
+    var arguments: [String] {
+        (runDir.map { ["--run-dir", $0] } ?? []) + (host.map { ["--host", $0] } ?? [])
+    }
 
     /// The runtime for these options. Networking and simulated hosts plug in here: set
     /// `runtime.attacher` (CNI) and `runtime.hostNetnsPath` (the simulated host's netns).

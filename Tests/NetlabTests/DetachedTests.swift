@@ -147,6 +147,19 @@ final class DetachedTests: XCTestCase {
         XCTAssertEqual(h.netlab("ps", ["-a", "--format", "json"]).jsonArray?.count, 0)
     }
 
+    func testDetachedAutoRemoveRemovesTheContainerWhenItExits() throws {
+        let h = NetlabHarness(self)
+        XCTAssertTrue(h.netlab("run", ["-d", "--rm", "--name", "brief", "--", "sleep", "1000"]).ok)
+        let rec = try XCTUnwrap(h.inspect("brief"))
+        let netns = try XCTUnwrap(rec["netnsPath"] as? String)
+        XCTAssertTrue(isMountPoint(netns))
+        XCTAssertEqual(h.netlab("stop", ["brief"]).status, 0)
+        let deadline = Date().addingTimeInterval(30)
+        while FileManager.default.fileExists(atPath: h.containerDir("brief")) && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: h.containerDir("brief")), "not removed after exit")
+        XCTAssertFalse(isMountPoint(netns))
+    }
+
     func testHostModeUsesTheCallersNetns() throws {
         let h = NetlabHarness(self)
         // Read only: the netns is the test's own, nothing is changed in it.
