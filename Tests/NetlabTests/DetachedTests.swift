@@ -160,6 +160,30 @@ final class DetachedTests: XCTestCase {
         XCTAssertFalse(isMountPoint(netns))
     }
 
+    /// A root filesystem of /bin/sh and its libraries: run and exec both see only it.
+    func testRootfsIsTheContainersRootForRunAndExec() throws {
+        let h = NetlabHarness(self)
+        let root = h.world.tempDirectory("rootfs")
+        let libs = runCommand(["ldd", "/bin/sh"]).stdout.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
+            .filter { $0.hasPrefix("/") }.map(String.init)
+        for dir in ["proc", "sys", "bin"] { try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true) }
+        for file in ["/bin/sh"] + libs {
+            let target = root + file
+            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            XCTAssertTrue(runCommand(["cp", "-L", file, target]).ok)
+        }
+        let entries = Set(try FileManager.default.contentsOfDirectory(atPath: root).map { "/" + $0 })
+        let r = h.netlab("run", ["--rm", "--rootfs", root, "--", "/bin/sh", "-c", "echo /*"])
+        XCTAssertEqual(r.status, 0, "\(r)")
+        XCTAssertEqual(Set(trimmed(r.stdout).split(separator: " ").map(String.init)), entries)
+        XCTAssertTrue(h.netlab("run", ["-d", "--name", "rf", "--rootfs", root, "pause"]).ok)
+        let e = h.netlab("exec", ["rf", "--", "/bin/sh", "-c", "echo /*"])
+        XCTAssertEqual(Set(trimmed(e.stdout).split(separator: " ").map(String.init)), entries, "\(e)")
+        let missing = h.netlab("run", ["--rm", "--rootfs", root + "/nope", "--", "true"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.hasPrefix("netlab: error: --rootfs"), missing.stderr)
+    }
+
     func testHostModeUsesTheCallersNetns() throws {
         let h = NetlabHarness(self)
         // Read only: the netns is the test's own, nothing is changed in it.
