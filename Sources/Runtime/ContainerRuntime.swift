@@ -256,9 +256,12 @@ public final class ContainerRuntime: @unchecked Sendable {
         let r: ContainerRecord
         do {
             r = try container(nameOrID)
-        } catch RuntimeError.state(let message) {
-            // A state file a crash left unreadable: with -f, remove what is there.
-            guard force, ContainerRecord.isValidName(nameOrID) else { throw RuntimeError.state(message) }
+        } catch let error as RuntimeError {
+            // A directory whose state file a crash left missing or unreadable: with -f,
+            // remove what is there.
+            guard force, ContainerRecord.isValidName(nameOrID), Sys.exists(runDirectory.containerPath(nameOrID)) else {
+                throw error
+            }
             try Sys.unmountAndRemove(runDirectory.netnsPath(nameOrID))
             try Sys.removeTree(runDirectory.containerPath(nameOrID))
             return

@@ -184,6 +184,18 @@ final class DetachedTests: XCTestCase {
         XCTAssertTrue(missing.stderr.hasPrefix("netlab: error: --rootfs"), missing.stderr)
     }
 
+    /// A runtime that died between claiming the name and writing the state leaves a bare
+    /// directory: the name is in use until `rm -f` removes it.
+    func testRmForceRemovesADirectoryWithoutState() throws {
+        let h = NetlabHarness(self)
+        try FileManager.default.createDirectory(atPath: h.containerDir("half"), withIntermediateDirectories: true)
+        XCTAssertTrue(h.netlab("run", ["--name", "half", "--", "true"]).stderr.contains("already in use"))
+        XCTAssertEqual(h.netlab("rm", ["half"]).stderr, "netlab: error: no such container: half\n")
+        XCTAssertEqual(h.netlab("rm", ["-f", "half"]).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: h.containerDir("half")))
+        XCTAssertEqual(h.netlab("run", ["--rm", "--name", "half", "--", "true"]).status, 0)
+    }
+
     func testHostModeUsesTheCallersNetns() throws {
         let h = NetlabHarness(self)
         // Read only: the netns is the test's own, nothing is changed in it.
