@@ -1,0 +1,97 @@
+// The on-disk state of one (real or simulated) host's containers:
+//
+//   <run dir>/containers/<name>/state.json   ContainerRecord
+//   <run dir>/containers/<name>/netns        bind mount of the container's /proc/<pid>/ns/net
+//   <run dir>/containers/<name>/log          stdout+stderr of a detached container
+//   <run dir>/containers/<name>/exit         exit code written by the container's init
+
+import FoundationEssentials
+import Glibc
+
+public struct RunDirectory: Sendable {
+    public static let defaultPath = "/run/netlab"
+
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// `--run-dir`, else `$NETLAB_RUN_DIR`, else /run/netlab; with `--host H`, the simulated
+    /// host's directory below it: `<base>/hosts/H`.
+    public static func resolve(runDir: String?, host: String?, environment: [String: String]) throws -> RunDirectory {
+        var base = runDir ?? environment["NETLAB_RUN_DIR"] ?? defaultPath
+        if base.isEmpty { base = defaultPath }
+        while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
+        if !base.hasPrefix("/") {
+            var buf = [CChar](repeating: 0, count: 4096)
+            if getcwd(&buf, buf.count) != nil {
+                base = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + base
+            }
+        }
+        guard let host else { return RunDirectory(path: base) }
+        guard ContainerRecord.isValidName(host) else { throw RuntimeError.invalidArgument("invalid host name \"\(host)\"") }
+        return RunDirectory(path: base + "/hosts/" + host)
+    }
+
+    public var containersPath: String { path + "/containers" }
+    public func containerPath(_ name: String) -> String { containersPath + "/" + name }
+    public func statePath(_ name: String) -> String { containerPath(name) + "/state.json" }
+    public func netnsPath(_ name: String) -> String { containerPath(name) + "/netns" }
+    public func logPath(_ name: String) -> String { containerPath(name) + "/log" }
+    public func exitPath(_ name: String) -> String { containerPath(name) + "/exit" }
+
+    /// Claims `name`: creates its directory, failing with `.nameInUse` if it exists.
+    func claim(_ name: String) throws {
+        try Sys.makeDirectories(containersPath)
+        do {
+            try Sys.makeDirectory(containerPath(name), exclusive: true)
+        } catch RuntimeError.system(_, _, EEXIST) {
+            throw RuntimeError.nameInUse(name)
+        }
+    }
+
+    func save(_ record: ContainerRecord) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.dateEncodingStrategy = .iso8601
+        try Sys.writeFileAtomically(statePath(record.name), [UInt8](try enc.encode(record)) + [10])
+    }
+
+    func load(_ name: String) throws -> ContainerRecord {
+        guard ContainerRecord.isValidName(name), let bytes = Sys.readFile(statePath(name)) else {
+            throw RuntimeError.noSuchContainer(name)
+        }
+        do {
+            return try RunDirectory.decode(bytes)
+        } catch {
+            throw RuntimeError.state("container \(name): unreadable \(statePath(name)): \(error)")
+        }
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> ContainerRecord {
+        let dec = JSONDecoder()
+        dec.dateDecodingStrategy = .iso8601
+        return try dec.decode(ContainerRecord.self, from: Data(bytes))
+    }
+
+    /// Names of every container directory, also those whose state is missing or broken.
+    func names() -> [String] { Sys.listDirectory(containersPath) }
+
+    /// Finds a container by name, or by a unique prefix of its id.
+    func find(_ nameOrID: String) throws -> ContainerRecord {
+        if ContainerRecord.isValidName(nameOrID), Sys.exists(statePath(nameOrID)) {
+            return try load(nameOrID)
+        }
+        let matches = names().compactMap { try? load($0) }.filter { $0.id.hasPrefix(nameOrID.lowercased()) }
+        if nameOrID.count >= 3, matches.count == 1 { return matches[0] }
+        throw RuntimeError.noSuchContainer(nameOrID)
+    }
+
+    /// The init's exit code as written by the init itself, with the time it was written.
+    func recordedExit(_ name: String) -> (code: Int32, time: Date)? {
+        let p = exitPath(name)
+        guard let bytes = Sys.readFile(p),
+              let code = Int32(String(decoding: bytes.filter { $0 != 10 && $0 != 32 }, as: UTF8.self)),
+              let t = Sys.modificationTime(p) else { return nil }
+        return (code, Date(timeIntervalSince1970: t))
+    }
+}

@@ -1,0 +1,83 @@
+// netlab: run processes as containers in their own namespaces and wire their networks.
+// The commands are thin: the work happens in the Runtime module.
+
+import ArgumentParser
+import Glibc
+import Runtime
+
+@main
+struct Netlab: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "netlab",
+        abstract: "Run processes as containers in their own namespaces and wire their networks.",
+        subcommands: [Run.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self, Reap.self])
+
+    /// Errors from the runtime are one line a person can act on; everything else (usage
+    /// errors, exit codes) is ArgumentParser's.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as RuntimeError {
+            writeFD(2, Array("netlab: error: \(error)\n".utf8))
+            Glibc.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options every command takes: where the state lives and which (simulated) host is meant.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("State directory (default $NETLAB_RUN_DIR or /run/netlab).", valueName: "dir"))
+    var runDir: String?
+
+    @Option(help: ArgumentHelp("Work on a simulated host: its state lives in <run-dir>/hosts/<host>.", valueName: "host"))
+    var host: String?
+
+    /// These options as arguments again (for re-executing netlab).
+    var arguments: [String] {
+        (runDir.map { ["--run-dir", $0] } ?? []) + (host.map { ["--host", $0] } ?? [])
+    }
+
+    /// The runtime for these options. Networking and simulated hosts plug in here: set
+    /// `runtime.attacher` (CNI) and `runtime.hostNetnsPath` (the simulated host's netns).
+    func makeRuntime() throws -> ContainerRuntime {
+        let env = environmentDictionary()
+        let dir = try RunDirectory.resolve(runDir: runDir, host: host, environment: env)
+        return ContainerRuntime(runDirectory: dir, attacher: NoNetworkAttacher(), hostNetnsPath: nil, hostName: host)
+    }
+}
+
+func environmentDictionary() -> [String: String] {
+    var env: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return env
+}
+
+/// Drops the `--` that separates netlab's options from the command.
+func commandArguments(_ args: [String]) -> [String] {
+    args.first == "--" ? Array(args.dropFirst()) : args
+}
+
+func printOut(_ s: String) { writeFD(1, Array((s + "\n").utf8)) }
+
+/// Writes everything to a file descriptor (stdout/stderr without stdio's shared state).
+func writeFD(_ fd: Int32, _ bytes: [UInt8]) {
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+        if n < 0 { if errno == EINTR { continue }; return }
+        off += n
+    }
+}
+
+/// `netlab run --help`: the passthrough command captured the help flag.
+func isHelpRequest(_ args: [String]) -> Bool {
+    args.first == "-h" || args.first == "--help"
+}
