@@ -8,7 +8,8 @@ import NetTypes
 public struct PortmapConfig: Decodable, Sendable {
     /// Masquerade hairpin and localhost traffic to mapped ports (default true).
     public var snat: Bool?
-    /// Reference plugin: mark bit for iptables masquerading. Validated (0...31), not needed here.
+    /// The packet mark bit that flags hairpin traffic between pm_forward and pm_postrouting
+    /// (0...31, default 13 as in the reference plugin).
     public var markMasqBit: Int?
     /// Reference plugin: an external iptables chain that sets the masquerade mark. Validated
     /// (exclusive with markMasqBit), not needed here.
@@ -19,6 +20,8 @@ public struct PortmapConfig: Decodable, Sendable {
     public var conditionsV6: [String]?
 
     public var snatEnabled: Bool { snat ?? true }
+    /// The packet mark bit that flags hairpin traffic for masquerading (reference default 13).
+    public var masqBit: Int { markMasqBit ?? 13 }
 
     public func validate() throws(CNIError) {
         if let b = markMasqBit, !(0...31).contains(b) {

@@ -28,8 +28,11 @@ public enum PortmapLayout {
     static let prerouting = Chain(table: table, name: "pm_prerouting", type: .nat, hook: .prerouting, priority: -100)
     static let output = Chain(table: table, name: "pm_output", type: .nat, hook: .output, priority: -100)
     static let postrouting = Chain(table: table, name: "pm_postrouting", type: .nat, hook: .postrouting, priority: 100)
+    /// Marks hairpin packets: only the forward hook knows both the input interface and the
+    /// DNATed destination (postrouting has no input interface for forwarded packets).
+    static let forward = Chain(table: table, name: "pm_forward", type: .filter, hook: .forward, priority: -150)
     static let portmap = Chain(table: table, name: "portmap")
-    static let chains = [prerouting, output, postrouting, portmap]
+    static let chains = [prerouting, output, forward, postrouting, portmap]
 
     static func map(for m: Mapping) -> NFTSet {
         switch (m.family, m.hostIP != nil) {
@@ -60,7 +63,8 @@ public enum PortmapLayout {
     /// Table, maps, sets and chains (all idempotent adds), then every portmap chain flushed
     /// and refilled, all inside the caller's batch: the layout is rewritten atomically with the
     /// elements, so concurrent first ADDs cannot duplicate rules.
-    static func ensure(into b: inout Batch, conditionsV4: [Condition], conditionsV6: [Condition]) {
+    static func ensure(into b: inout Batch, conditionsV4: [Condition], conditionsV6: [Condition], masqBit: Int) {
+        let bit = UInt32(1) << UInt32(masqBit)
         b.add(table)
         for s in all { b.add(s) }
         for c in chains { b.add(c); b.flush(c) }
@@ -79,14 +83,30 @@ public enum PortmapLayout {
         b.add(Rule(chain: portmap) { $0.match(.nfproto, .proto(10)).dnat(.v6, key: [.l4proto, .thDport], map: anyV6.name) })
         // Hairpin: a container (or a neighbour on its bridge) reaching a published port comes
         // back into the same bridge; masquerade so the reply returns through the host.
-        b.add(Rule(chain: postrouting) { $0.ctStatus(.dnat).match([.ipDaddr, .iifname], inSet: hairpinV4.name).masquerade() })
-        b.add(Rule(chain: postrouting) { $0.ctStatus(.dnat).match([.ip6Daddr, .iifname], inSet: hairpinV6.name).masquerade() })
+        // Marked in pm_forward (`meta mark set meta mark | BIT`), masqueraded in pm_postrouting.
+        b.add(Rule(chain: forward) { setMarkBit(bit, $0.ctStatus(.dnat).match([.ipDaddr, .iifname], inSet: hairpinV4.name)) })
+        b.add(Rule(chain: forward) { setMarkBit(bit, $0.ctStatus(.dnat).match([.ip6Daddr, .iifname], inSet: hairpinV6.name)) })
+        b.add(Rule(chain: postrouting) {
+            $0.expression(.meta(.mark, dreg: 1))
+                .expression(.bitwise(sreg: 1, dreg: 1, mask: le32(bit), xor: le32(0)))
+                .expression(.cmp(.eq, sreg: 1, data: le32(bit)))
+                .masquerade()
+        })
         // The host itself through 127.0.0.0/8 (route_localnet on the bridge): masquerade, only
         // towards containers that have mappings.
         b.add(Rule(chain: postrouting) {
             $0.ctStatus(.dnat).match(.ipSaddr, .prefix(CIDR("127.0.0.0/8")!))
                 .match([.ipDaddr, .oifname], inSet: hairpinV4.name).masquerade()
         })
+    }
+
+    static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+
+    /// `meta mark set meta mark | BIT`, as nft encodes it: load, bitwise (mask ~BIT, xor BIT), set.
+    private static func setMarkBit(_ bit: UInt32, _ r: RuleBuilder) -> RuleBuilder {
+        r.expression(.meta(.mark, dreg: 1))
+            .expression(.bitwise(sreg: 1, dreg: 1, mask: le32(~bit), xor: le32(bit)))
+            .expression(.metaSet(.mark, sreg: 1))
     }
 
     private static func apply(_ c: Condition, _ r: RuleBuilder, _ fam: IPAddress.Family) -> RuleBuilder {

@@ -66,7 +66,7 @@ public struct Portmap: CNIPlugin {
         }
 
         var batch = Batch()
-        PortmapLayout.ensure(into: &batch, conditionsV4: v4c, conditionsV6: v6c)
+        PortmapLayout.ensure(into: &batch, conditionsV4: v4c, conditionsV6: v6c, masqBit: opts.masqBit)
         let grouped = Dictionary(grouping: mappings, by: { PortmapLayout.map(for: $0) })
         for map in PortmapLayout.maps {
             guard let ms = grouped[map] else { continue }
