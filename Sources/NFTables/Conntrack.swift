@@ -29,11 +29,13 @@ public enum Conntrack {
     private static let ctaProtoNum: UInt16 = 1
     private static let ctaProtoDstPort: UInt16 = 3
 
-    /// Deletes every entry of `family` (2 AF_INET, 10 AF_INET6) whose original tuple matches one
-    /// of `filters`, in the namespace of the calling thread (or the netns at `namespacePath`).
-    /// Returns how many entries were deleted; entries that vanish meanwhile are not an error.
+    /// Deletes every entry whose original tuple matches one of `filters`, in the namespace of the
+    /// calling thread (or the netns at `namespacePath`). `families`: 0 (AF_UNSPEC, one walk over
+    /// IPv4 and IPv6), 2 or 10. Returns how many entries were deleted; entries that vanish
+    /// meanwhile are not an error. The dump walks the kernel's whole conntrack hash (shared by
+    /// all namespaces), which costs milliseconds: call it only when stale flows matter.
     @discardableResult
-    public static func delete(matching filters: [ConntrackFilter], families: [UInt8] = [2, 10],
+    public static func delete(matching filters: [ConntrackFilter], families: [UInt8] = [0],
                               namespacePath: String? = nil) throws -> Int {
         guard !filters.isEmpty else { return 0 }
         let work = { () throws -> Int in
@@ -49,7 +51,7 @@ public enum Conntrack {
             for family in families {
                 let tuples = try dumpOriginalTuples(nl, family: family).filter { wanted.contains($0.filter) }
                 for t in tuples {
-                    let e = request(nl, type: msgDelete, family: family, flags: UInt16(NLM_F_ACK), payload: t.attribute)
+                    let e = request(nl, type: msgDelete, family: t.family, flags: UInt16(NLM_F_ACK), payload: t.attribute)
                     if e == 0 { deleted += 1 } else if e != ENOENT {
                         throw NFTError(operation: "delete conntrack entry", object: "proto \(t.filter.proto) dport \(t.filter.destinationPort)", errno: e)
                     }
@@ -62,6 +64,7 @@ public enum Conntrack {
     }
 
     private struct OrigTuple {
+        var family: UInt8
         var filter: ConntrackFilter
         /// The whole CTA_TUPLE_ORIG attribute, header included: sent back as the delete key.
         var attribute: [UInt8]
@@ -124,7 +127,7 @@ public enum Conntrack {
                 if t == 2 /* NLMSG_ERROR */ {
                     let e = -Int32(bitPattern: load32(buf, off + 16))
                     if e != 0 { throw NFTError(operation: "dump conntrack", object: "family \(family)", errno: e) }
-                } else if let tuple = parseEntry(buf, from: off + 20, to: off + len) {
+                } else if let tuple = parseEntry(buf, family: buf[off + 16], from: off + 20, to: off + len) {
                     out.append(tuple)
                 }
                 off += (len + 3) & ~3
@@ -145,7 +148,7 @@ public enum Conntrack {
         return out
     }
 
-    private static func parseEntry(_ b: [UInt8], from: Int, to: Int) -> OrigTuple? {
+    private static func parseEntry(_ b: [UInt8], family: UInt8, from: Int, to: Int) -> OrigTuple? {
         guard let orig = attributes(b, from, to).first(where: { $0.0 == ctaTupleOrig }),
               let proto = attributes(b, orig.1, orig.2).first(where: { $0.0 == ctaTupleProto }) else { return nil }
         var num: UInt8?
@@ -156,7 +159,7 @@ public enum Conntrack {
         }
         guard let num, let dport else { return nil }
         let attrLen = Int(load16(b, orig.3))
-        return OrigTuple(filter: ConntrackFilter(proto: num, destinationPort: dport),
+        return OrigTuple(family: family, filter: ConntrackFilter(proto: num, destinationPort: dport),
                          attribute: Array(b[orig.3..<(orig.3 + attrLen)]) + [UInt8](repeating: 0, count: ((attrLen + 3) & ~3) - attrLen))
     }
 

@@ -99,8 +99,11 @@ public struct Portmap: CNIPlugin {
         } catch let e as NFTError {
             throw CNIError(code: .internal, msg: "portmap ADD: \(e)")
         }
-        // A stale flow (UDP in particular) to this host port would bypass the new DNAT.
-        _ = try? Conntrack.delete(matching: mappings.map { ConntrackFilter(proto: $0.proto, destinationPort: $0.hostPort) })
+        // A stale UDP/SCTP flow to this host port (a client that kept sending while nothing was
+        // mapped) would bypass the new DNAT. TCP flows cannot outlive their connection, and the
+        // conntrack walk costs milliseconds, so TCP-only ADDs skip it (DEL flushes every protocol).
+        let datagram = mappings.filter { $0.proto != 6 }
+        _ = try? Conntrack.delete(matching: Array(Set(datagram.map { ConntrackFilter(proto: $0.proto, destinationPort: $0.hostPort) })))
         return prev
     }
 
