@@ -105,4 +105,23 @@ final class PortmapLifecycleTests: XCTestCase {
         let other = world.exec(in: pm.host, ["nft", "list", "table", "ip", "other"])
         XCTAssertTrue(other.ok && other.stdout.contains("counter"), other.description)
     }
+
+    func testParallelFirstAddsOnAFreshHostAllSucceedWithoutDuplicateRules() {
+        let cs = (0..<6).map { pm.container("p\($0)") }
+        // Configs built first; the plugin runs themselves are plain processes.
+        let runs = cs.enumerated().map { (i, c) in (c, pm.config(c, [(8100 + i, 80, "tcp", nil)])) }
+        nonisolated(unsafe) var results = [Int32](repeating: -1, count: cs.count)
+        let lock = NSLock()
+        nonisolated(unsafe) let w = world!, host = pm.host
+        DispatchQueue.concurrentPerform(iterations: cs.count) { i in
+            let r = w.runPlugin("portmap", command: "ADD", config: runs[i].1, containerID: runs[i].0.id,
+                                netns: runs[i].0.netns, ifname: "eth0", hostNetns: host)
+            lock.withLock { results[i] = r.status }
+        }
+        XCTAssertEqual(results, Array(repeating: 0, count: cs.count))
+        let text = pm.ruleset()
+        XCTAssertEqual(text.components(separatedBy: "jump portmap").count - 1, 4, text)
+        XCTAssertEqual(text.components(separatedBy: "masquerade").count - 1, 2, text)
+        XCTAssertEqual(Set(pm.elements().filter { $0.set == "pm_v4" }.compactMap(\.comment)).count, cs.count, text)
+    }
 }
