@@ -124,4 +124,13 @@ final class PortmapLifecycleTests: XCTestCase {
         XCTAssertEqual(text.components(separatedBy: "masquerade").count - 1, 2, text)
         XCTAssertEqual(Set(pm.elements().filter { $0.set == "pm_v4" }.compactMap(\.comment)).count, cs.count, text)
     }
+
+    func testDelWithoutNetnsStillRemovesTheElements() {
+        let a = pm.container("a")
+        XCTAssertEqual(pm.plugin("ADD", a, pm.config(a, [(8001, 80, "tcp", nil)])).status, 0)
+        let r = world.runPlugin("portmap", command: "DEL", config: pm.config(nil, []), containerID: a.id, netns: nil,
+                                ifname: "eth0", hostNetns: pm.host)
+        XCTAssertEqual(r.status, 0, r.description)
+        XCTAssertTrue(pm.elements().isEmpty, pm.ruleset())
+    }
 }
