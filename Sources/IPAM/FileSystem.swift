@@ -68,7 +68,7 @@ enum FileSystem {
     /// Creates `path` with O_EXCL and writes `text`. Returns false when the file exists.
     /// A failed write removes the half-written file.
     static func createExclusive(_ path: String, _ text: String) throws -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         if fd < 0 {
             let e = errno
             if e == EEXIST { return false }
@@ -93,7 +93,7 @@ enum FileSystem {
     /// Replaces `path` with `text` atomically (temporary file + rename).
     static func replace(_ path: String, _ text: String) throws {
         let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw IPAMError.io(operation: "create", path: tmp, errno: errno) }
         do {
             try writeAll(fd, text, path: tmp)

@@ -129,7 +129,7 @@ extension RouteSocket {
         if let mac, let a = NLAddr(mac) { rtnl_link_set_addr(link, a.ptr) }
         if let peerMAC, let a = NLAddr(peerMAC) { rtnl_link_set_addr(peer, a.ptr) }
         if let ns = peerNamespace { rtnl_link_set_ns_fd(peer, ns.fd) }
-        try withExtendedLifetime(peerNamespace) {
+        _ = try withExtendedLifetime(peerNamespace) {
             try perform("add veth", "\(name) peer \(peerName)") {
                 rtnl_link_add(sock, link, RTM.create | RTM.excl)
             }
@@ -196,7 +196,7 @@ extension RouteSocket {
     }
     /// Moves the link into another network namespace.
     public func moveToNamespace(_ index: Int32, _ namespace: NetworkNamespace) throws {
-        try withExtendedLifetime(namespace) {
+        _ = try withExtendedLifetime(namespace) {
             try setLink(index, "move to netns \(namespace.path)") { $0.put(IFLA.netNSFD, u32: UInt32(namespace.fd)) }
         }
     }

@@ -81,7 +81,7 @@ extension RouteSocket {
         rtnl_neigh_set_state(neigh, Int32(n.state))
         if n.flags != 0 { rtnl_neigh_set_flags(neigh, UInt32(n.flags)) }
         if let m = n.masterIndex { rtnl_neigh_set_master(neigh, m) }
-        try withExtendedLifetime((dst, ll)) {
+        _ = try withExtendedLifetime((dst, ll)) {
             if let flags {
                 try perform(op, object) { rtnl_neigh_add(sock, neigh, flags) }
             } else {

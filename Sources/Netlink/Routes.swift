@@ -76,7 +76,7 @@ extension RouteSocket {
             if route.onLink { rtnl_route_nh_set_flags(nh, 0x4) }            // RTNH_F_ONLINK
             rtnl_route_add_nexthop(r, nh)                                     // owned by the route now
         }
-        try withExtendedLifetime((src, gw)) {
+        _ = try withExtendedLifetime((src, gw)) {
             if let flags {
                 try perform(op, object) { rtnl_route_add(sock, r, flags) }
             } else {
