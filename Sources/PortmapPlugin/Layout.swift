@@ -72,6 +72,9 @@ public enum PortmapLayout {
             for (fam, conds) in [(IPAddress.Family.v4, conditionsV4), (.v6, conditionsV6)] {
                 b.add(Rule(chain: hook) { r in
                     var r = r.match(.nfproto, .proto(fam == .v4 ? 2 : 10)).fibDaddrTypeLocal()
+                    // IPv6 has no route_localnet: a DNATed packet from ::1 could never leave
+                    // the host, so [::1]:port stays the host's own.
+                    if hook == output && fam == .v6 { r = r.match(.ip6Daddr, not: .address(IPAddress("::1")!)) }
                     for c in conds { r = apply(c, r, fam) }
                     return r.jump(portmap.name)
                 })

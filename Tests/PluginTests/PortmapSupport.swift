@@ -99,7 +99,8 @@ final class PortmapWorld {
     }
 
     /// Starts a TCP+UDP server on `port` in `netns` (dual stack) that answers "<name> <peer>".
-    func serve(_ netns: String, port: Int, name: String) {
+    @discardableResult
+    func serve(_ netns: String, port: Int, name: String) -> Process {
         let ready = world.tempDirectory("srv-\(name)-\(port)") + "/ready"
         let py = """
         import socket,sys,threading
@@ -130,6 +131,13 @@ final class PortmapWorld {
         servers.append(p)
         for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) { usleep(10_000) }
         precondition(FileManager.default.fileExists(atPath: ready), "server \(name) did not start")
+        return p
+    }
+
+    func stop(_ p: Process) {
+        guard p.isRunning else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
     }
 
     /// Connects from `netns` to addr:port; returns the server's answer or nil (refused/timeout).
