@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit"]),
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
         .executableTarget(name: "loopback", dependencies: ["LoopbackPlugin"]),
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
@@ -57,6 +57,9 @@ let package = Package(
         .executableTarget(name: "netlink-bench", dependencies: ["Netlink", "NetTypes"]),
         // Micro benchmark of nftables map updates, in a private netns.
         .executableTarget(name: "nft-bench", dependencies: ["NFTables", "CNetlabShims", "NetTypes"]),
+
+        // Benchmark driver: ADD/DEL latency of a conflist through CNIRuntime (scripts/bench-bridge.sh).
+        .executableTarget(name: "cni-bench", dependencies: ["CNI"]),
 
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI"]),

@@ -1,0 +1,129 @@
+// The bridge plugin's configuration: every option of the reference plugin, decoded from the
+// network config, validated, with the reference's defaults.
+
+import CNI
+import NetTypes
+
+/// One entry of `vlanTrunk`: a single `id`, or a `minID`…`maxID` range.
+public struct VLANTrunk: Decodable, Sendable, Hashable {
+    public var id: Int?
+    public var minID: Int?
+    public var maxID: Int?
+}
+
+/// The options of a `bridge` network config.
+public struct BridgeConfig: Sendable {
+    public var network: String
+    public var bridge: String
+    public var isGateway: Bool
+    public var isDefaultGateway: Bool
+    public var forceAddress: Bool
+    public var ipMasq: Bool
+    public var ipMasqBackend: String?
+    public var mtu: UInt32?
+    public var hairpinMode: Bool
+    public var promiscMode: Bool
+    public var vlan: UInt16
+    public var vlanTrunk: [UInt16]
+    public var preserveDefaultVlan: Bool
+    public var enableDAD: Bool
+    public var macSpoofCheck: Bool
+    public var disableContainerInterface: Bool
+    public var portIsolation: Bool
+    /// The container MAC: `runtimeConfig.mac`, CNI_ARGS `MAC`, or `args.cni.mac`.
+    public var mac: MACAddress?
+    public var hasIPAM: Bool
+
+    /// True when the bridge must be a VLAN-filtering bridge.
+    public var wantsVLAN: Bool { vlan != 0 || !vlanTrunk.isEmpty }
+
+    private struct Raw: Decodable {
+        var bridge: String?
+        var isGateway: Bool?
+        var isDefaultGateway: Bool?
+        var forceAddress: Bool?
+        var ipMasq: Bool?
+        var ipMasqBackend: String?
+        var mtu: Int?
+        var hairpinMode: Bool?
+        var promiscMode: Bool?
+        var vlan: Int?
+        var vlanTrunk: [VLANTrunk]?
+        var preserveDefaultVlan: Bool?
+        var enabledad: Bool?
+        var macspoofchk: Bool?
+        var disableContainerInterface: Bool?
+        var portIsolation: Bool?
+    }
+
+    public static let defaultBridge = "cni0"
+
+    public init(_ r: CNIRequest) throws {
+        let raw = try r.decodeConfig(Raw.self)
+        network = r.config.name
+        bridge = raw.bridge ?? ""
+        if bridge.isEmpty { bridge = Self.defaultBridge }
+        guard bridge.utf8.count <= 15, !bridge.contains("/"), !bridge.contains(" "), bridge != ".", bridge != ".." else {
+            throw CNIError.invalidConfig("bridge: invalid interface name \"\(bridge)\"")
+        }
+        isDefaultGateway = raw.isDefaultGateway ?? false
+        // isDefaultGateway implies isGateway, as in the reference plugin.
+        isGateway = (raw.isGateway ?? false) || isDefaultGateway
+        forceAddress = raw.forceAddress ?? false
+        ipMasq = raw.ipMasq ?? false
+        ipMasqBackend = raw.ipMasqBackend
+        if let b = ipMasqBackend, !["", "nftables", "iptables"].contains(b) {
+            throw CNIError.invalidConfig("ipMasqBackend: unknown backend \"\(b)\" (expected \"nftables\" or \"iptables\")")
+        }
+        if let m = raw.mtu, m != 0 {
+            guard (68...65535).contains(m) else { throw CNIError.invalidConfig("mtu: \(m) is out of range 68-65535") }
+            mtu = UInt32(m)
+        }
+        hairpinMode = raw.hairpinMode ?? false
+        promiscMode = raw.promiscMode ?? false
+        let v = raw.vlan ?? 0
+        guard (0...4094).contains(v) else { throw CNIError.invalidConfig("vlan: invalid VLAN ID \(v) (must be 0-4094)") }
+        vlan = UInt16(v)
+        vlanTrunk = try Self.trunkIDs(raw.vlanTrunk ?? [])
+        preserveDefaultVlan = raw.preserveDefaultVlan ?? true
+        enableDAD = raw.enabledad ?? false
+        macSpoofCheck = raw.macspoofchk ?? false
+        disableContainerInterface = raw.disableContainerInterface ?? false
+        portIsolation = raw.portIsolation ?? false
+        hasIPAM = !(r.config.ipamType ?? "").isEmpty
+
+        var macText = r.config.runtimeConfig.mac
+        if macText == nil { macText = r.arg("MAC") }
+        if macText == nil { macText = r.config.args?["cni"]?["mac"]?.stringValue }
+        if let t = macText, !t.isEmpty {
+            guard let m = MACAddress(t), !m.isMulticast, !m.isZero else {
+                throw CNIError.invalidConfig("mac: invalid unicast MAC address \"\(t)\"")
+            }
+            mac = m
+        }
+    }
+
+    static func trunkIDs(_ items: [VLANTrunk]) throws -> [UInt16] {
+        var out: [UInt16] = []
+        for (i, t) in items.enumerated() {
+            if let id = t.id {
+                guard (1...4094).contains(id) else { throw CNIError.invalidConfig("vlanTrunk[\(i)].id: invalid VLAN ID \(id) (must be 1-4094)") }
+                out.append(UInt16(id))
+            }
+            if t.minID != nil || t.maxID != nil {
+                guard let lo = t.minID, let hi = t.maxID else {
+                    throw CNIError.invalidConfig("vlanTrunk[\(i)]: minID and maxID must be given together")
+                }
+                guard (1...4094).contains(lo), (1...4094).contains(hi), lo <= hi else {
+                    throw CNIError.invalidConfig("vlanTrunk[\(i)]: invalid range \(lo)-\(hi) (IDs 1-4094, minID <= maxID)")
+                }
+                out += (lo...hi).map { UInt16($0) }
+            }
+            if t.id == nil && t.minID == nil && t.maxID == nil {
+                throw CNIError.invalidConfig("vlanTrunk[\(i)]: needs \"id\" or \"minID\"/\"maxID\"")
+            }
+        }
+        var seen = Set<UInt16>()
+        return out.filter { seen.insert($0).inserted }
+    }
+}
