@@ -5,12 +5,13 @@
 #     already have mappings (portmap alone, synthetic prevResults; median of SAMPLES ADDs, each
 #     undone again with an untimed DEL so the population stays exact).
 #  2. Datapath: new TCP connections per second from an "outside" netns through a published port
-#     to a real container, with no other mappings and with 1000 other mappings.
+#     to a real container, with no other mappings and with 1000 other mappings (two host netns
+#     side by side, measured in alternating rounds).
 #
 # Each implementation runs in its own fresh netns ("host", "outside", one real container);
 # nothing touches the machine's own network namespace. Usage:
 #   scripts/bench-portmap.sh [path/to/netlab/portmap]    (default: release build)
-# Env: POINTS="0 100 500 1000" SAMPLES=7 CONN_SECONDS=3 IMPLS="netlab reference"
+# Env: POINTS="0 100 500 1000" SAMPLES=7 CONN_SECONDS=3 CONN_ROUNDS=3 IMPLS="netlab reference"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OURS=${1:-}
@@ -33,6 +34,7 @@ OURS, REF = sys.argv[1], sys.argv[2]
 POINTS = [int(x) for x in os.environ.get("POINTS", "0 100 500 1000").split()]
 SAMPLES = int(os.environ.get("SAMPLES", "7"))
 CONN_SECONDS = float(os.environ.get("CONN_SECONDS", "3"))
+CONN_ROUNDS = int(os.environ.get("CONN_ROUNDS", "3"))
 IMPLS = os.environ.get("IMPLS", "netlab reference").split()
 TAG = "nlbench%d" % os.getpid()
 
@@ -43,9 +45,10 @@ def sh(cmd, check=True, **kw):
     return r
 
 class World:
-    def __init__(self, impl):
+    def __init__(self, impl, role):
         self.impl = impl
-        self.host, self.out, self.ctr = TAG + impl[:3] + "h", TAG + impl[:3] + "o", TAG + impl[:3] + "c"
+        base = TAG + impl[:3] + role
+        self.host, self.out, self.ctr = base + "h", base + "o", base + "c"
         self.servers = []
         for ns in (self.host, self.out, self.ctr):
             sh("ip netns add %s && ip -n %s link set lo up" % (ns, ns))
@@ -103,6 +106,10 @@ class World:
         time.sleep(0.5)
 
     def conns_per_second(self):
+        # Start each measurement from an empty conntrack table in this host netns, so the
+        # second one does not run against the first one's closing flows.
+        sh("ip netns exec %s conntrack -F" % self.host, check=False)
+        time.sleep(1)
         py = ("import socket,time,sys\nend=time.time()+float(sys.argv[1]); n=0; t0=time.time()\n"
               "while time.time()<end:\n s=socket.create_connection(('192.168.77.2',8080),timeout=2)\n"
               " s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00')\n"
@@ -111,11 +118,14 @@ class World:
         return float(r.stdout.strip())
 
 def bench(impl):
-    w = World(impl)
+    # w: the latency world, which ends with 1000 mappings; bare: the same host with only the
+    # one real mapping. The datapath is measured in both, alternating, so load changes on the
+    # machine hit both series alike.
+    w, bare = World(impl, "w"), World(impl, "b")
     try:
-        w.serve()
-        w.plugin("ADD", 999999, ip="10.1.200.2", host_port=8080)   # the real container, port 8080
-        dp0 = w.conns_per_second()
+        for x in (w, bare):
+            x.serve()
+            x.plugin("ADD", 999999, ip="10.1.200.2", host_port=8080)   # the real container, port 8080
         lat, have = {}, 0
         for point in POINTS:
             while have < point:
@@ -128,10 +138,16 @@ def bench(impl):
             lat[point] = statistics.median(samples) * 1000
             print("  %-9s ADD with %4d existing: median %7.1f ms (min %.1f, max %.1f)" %
                   (impl, point, lat[point], min(samples) * 1000, max(samples) * 1000), file=sys.stderr, flush=True)
-        dpN = w.conns_per_second()
-        return lat, dp0, dpN, have
+        dp0, dpN = [], []
+        for _ in range(CONN_ROUNDS):
+            dp0.append(bare.conns_per_second())
+            dpN.append(w.conns_per_second())
+        print("  %-9s conn/s rounds: none %s, %d others %s" % (impl, [round(x) for x in dp0], have, [round(x) for x in dpN]),
+              file=sys.stderr, flush=True)
+        return lat, statistics.median(dp0), statistics.median(dpN), have
     finally:
         w.cleanup()
+        bare.cleanup()
 
 results = {}
 for impl in IMPLS:
@@ -145,7 +161,7 @@ for p in POINTS:
 for i in IMPLS:
     lat = results[i][0]
     print("%s: ADD at %d / ADD at %d = %.2f" % (i, POINTS[-1], POINTS[0], lat[POINTS[-1]] / lat[POINTS[0]]))
-print("\nnew TCP connections/s through a published port (outside -> host:8080 -> container:80)")
+print("\nnew TCP connections/s through a published port (outside -> host:8080 -> container:80), median of %d alternating rounds" % CONN_ROUNDS)
 for i in IMPLS:
     _, dp0, dpN, n = results[i]
     print("%-10s no other mappings: %8.0f/s   %d other mappings: %8.0f/s   ratio %.2f" % (i, dp0, n, dpN, dpN / dp0))
