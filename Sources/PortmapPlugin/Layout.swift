@@ -43,10 +43,15 @@ public enum PortmapLayout {
         }
     }
 
-    static func element(_ m: Mapping, owner: ElementOwner) -> SetElement {
+    /// `[hostIP .] protocol . hostPort`: what two containers may not share.
+    static func key(_ m: Mapping) -> [KeyPart] {
         var key: [KeyPart] = [.proto(m.proto), .port(m.hostPort)]
         if let h = m.hostIP { key.insert(.address(h), at: 0) }
-        return SetElement(key: key, value: .data([.address(m.containerIP), .port(m.containerPort)]), comment: owner.comment)
+        return key
+    }
+
+    static func element(_ m: Mapping, owner: ElementOwner) -> SetElement {
+        SetElement(key: key(m), value: .data([.address(m.containerIP), .port(m.containerPort)]), comment: owner.comment)
     }
 
     /// Reads a map element back as a mapping.

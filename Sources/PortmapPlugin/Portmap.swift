@@ -58,11 +58,6 @@ public struct Portmap: CNIPlugin {
                     try hostInterface(for: ip, rs).map { (ip, $0) }
                 }
             }
-            for (ip, ifname) in hairpin where ip.isV4 {
-                // The host reaching 127.0.0.1:hostPort: the DNATed packet leaves on the bridge
-                // with a loopback source, which the kernel drops unless route_localnet is on.
-                try netlinkStep("portmap ADD") { try Sysctl.set("net/ipv4/conf/\(ifname)/route_localnet", "1") }
-            }
         }
 
         var batch = Batch()
@@ -99,6 +94,17 @@ public struct Portmap: CNIPlugin {
         } catch let e as NFTError {
             throw CNIError(code: .internal, msg: "portmap ADD: \(e)")
         }
+        for ifname in Set(hairpin.filter { $0.0.isV4 }.map(\.1)) {
+            // The host reaching 127.0.0.1:hostPort: the DNATed packet leaves on the bridge with
+            // a loopback source, which the kernel drops unless route_localnet is on. Set after
+            // the batch, so a refused ADD changes nothing at all.
+            do {
+                try netlinkStep("portmap ADD") { try Sysctl.set("net/ipv4/conf/\(ifname)/route_localnet", "1") }
+            } catch {
+                try? removeOwned(by: me, sock)
+                throw error
+            }
+        }
         // A stale UDP/SCTP flow to this host port (a client that kept sending while nothing was
         // mapped) would bypass the new DNAT. TCP flows cannot outlive their connection, and the
         // conntrack walk costs milliseconds, so TCP-only ADDs skip it (DEL flushes every protocol).
@@ -127,13 +133,12 @@ public struct Portmap: CNIPlugin {
         for map in PortmapLayout.maps {
             let existing = (try? sock.elements(of: map)) ?? []
             for m in mappings where PortmapLayout.map(for: m) == map {
-                let key = PortmapLayout.element(m, owner: owner0).key
+                let key = PortmapLayout.key(m)
                 if let e = existing.first(where: { $0.key == key }) { out.append((m, e.comment)) }
             }
         }
         return out
     }
-    private var owner0: ElementOwner { ElementOwner(network: "", containerID: "", ifName: "") }
 
     /// Elements of every portmap map/set whose comment `matches`, per set.
     func elements(_ sock: NFTSocket, where matches: (String?) -> Bool) throws -> [(NFTSet, [SetElement])] {

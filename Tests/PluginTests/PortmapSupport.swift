@@ -152,7 +152,14 @@ final class PortmapWorld {
         if sp: s.bind(("::" if fam==socket.AF_INET6 else "0.0.0.0",sp))
         try:
             if kind=="udp":
-                s.sendto(b"hi",(a,p)); d=s.recvfrom(200)[0]
+                # UDP has no retransmission: resend while neighbour discovery settles.
+                s.settimeout(0.6)
+                for i in range(4):
+                    s.sendto(b"hi",(a,p))
+                    try:
+                        d=s.recvfrom(200)[0]; break
+                    except socket.timeout:
+                        if i==3: raise
             else:
                 s.connect((a,p)); d=s.recv(200)
             sys.stdout.write(d.decode())
