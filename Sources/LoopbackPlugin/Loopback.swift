@@ -14,6 +14,8 @@ public struct Loopback: CNIPlugin {
             let sock = try RouteSocket(namespace: netns)
             let lo = try sock.requireLink(named: "lo")
             if !lo.isUp { try sock.setUp(lo.index) }
+            // Chained after another plugin, pass its result on unchanged (as the reference does).
+            if let prev = r.prevResult { return prev }
             // Report lo and its addresses as the reference plugin does.
             var result = CNIResult(cniVersion: r.cniVersion)
             result.interfaces = [.init(name: "lo", mac: "00:00:00:00:00:00", sandbox: netns)]

@@ -85,4 +85,15 @@ final class LoopbackTests: XCTestCase {
         let check = world.runPlugin("loopback", command: "CHECK", config: config("0.3.1"), netns: ns, ifname: "lo")
         XCTAssertEqual(check.jsonObject?["code"] as? Int, 1, "CHECK needs 0.4.0: \(check.stdout)")
     }
+
+    func testChainedLoopbackPassesPrevResultThrough() throws {
+        let ns = world.netns("ctr")
+        let conf = #"{"cniVersion":"1.0.0","name":"lonet","type":"loopback","prevResult":{"cniVersion":"1.0.0","#
+            + #""interfaces":[{"name":"eth0","sandbox":"/x"}],"ips":[{"address":"10.9.0.2/24","interface":0}]}}"#
+        let r = world.runPlugin("loopback", command: "ADD", config: conf, netns: ns, ifname: "lo")
+        XCTAssertEqual(r.status, 0, r.description)
+        XCTAssertTrue(isUp(ns))
+        let ips = (r.jsonObject?["ips"] as? [[String: Any]] ?? []).compactMap { $0["address"] as? String }
+        XCTAssertEqual(ips, ["10.9.0.2/24"], r.stdout)
+    }
 }
