@@ -1,5 +1,6 @@
 // What the runtime records about one container: the state.json schema.
 
+import CNI
 import FoundationEssentials
 import NetTypes
 
@@ -136,7 +137,7 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
     public var exitCode: Int32?
     public var networkMode: NetworkMode
     /// Network name -> that network's result (a CNI result), as returned by the attacher.
-    public var networks: [String: OpaqueJSON]
+    public var networks: [String: JSONValue]
     public var ports: [PortMapping]
     /// Requested address and MAC (`--ip`, `--mac`): CNI `ips`/`mac` capabilities later.
     public var ip: String?

@@ -59,6 +59,10 @@ public final class ContainerRuntime: @unchecked Sendable {
         let id = ContainerRecord.generateID()
         let name = req.name ?? "c" + String(id.prefix(11))
         guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidName(name) }
+        try attacher.validate(mode: req.networkMode)
+        if req.networkMode == .host, !req.ports.isEmpty {
+            throw RuntimeError.invalidArgument("-p needs a network: in --network host mode the container's ports are the host's")
+        }
         let command = req.command == ["pause"] ? [] : req.command
         if let rootfs = req.rootfs, !Sys.exists(rootfs) {
             throw RuntimeError.invalidArgument("--rootfs \(rootfs): no such directory")

@@ -6,7 +6,7 @@
 /// `attach` is called for modes `none` and `network(NAME)` (never for `host` or
 /// `container:NAME`, which use a netns someone else owns), after the netns exists and is
 /// bind-mounted at `netnsPath`, and before the command starts. Its result (network name ->
-/// opaque result JSON, e.g. the CNI result) is stored in `ContainerRecord.networks`. If it
+/// result JSON, e.g. the CNI result) is stored in `ContainerRecord.networks`. If it
 /// throws, the runtime tears the container down (calling `detach` too) and reports the error.
 ///
 /// `detach` is called when the container is removed (`rm`, `--rm`, failed start) with the
@@ -14,8 +14,11 @@
 /// already (crash cleanup): a CNI DEL must then still release addresses and rules. It must
 /// succeed when there is nothing to undo, and may be called for a container that `attach`
 /// never finished for.
+import CNI
+
 public protocol NetworkAttacher: Sendable {
-    func attach(container: ContainerRecord, netnsPath: String) throws -> [String: OpaqueJSON]
+    func validate(mode: NetworkMode) throws
+    func attach(container: ContainerRecord, netnsPath: String) throws -> [String: JSONValue]
     func detach(container: ContainerRecord, netnsPath: String?) throws
 }
 
@@ -24,7 +27,7 @@ public protocol NetworkAttacher: Sendable {
 public struct NoNetworkAttacher: NetworkAttacher {
     public init() {}
 
-    public func attach(container: ContainerRecord, netnsPath: String) throws -> [String: OpaqueJSON] {
+    public func attach(container: ContainerRecord, netnsPath: String) throws -> [String: JSONValue] {
         if case .network(let name) = container.networkMode {
             throw RuntimeError.networkUnavailable(network: name, reason: "no network backend is configured in this build")
         }
@@ -32,4 +35,9 @@ public struct NoNetworkAttacher: NetworkAttacher {
     }
 
     public func detach(container: ContainerRecord, netnsPath: String?) throws {}
+}
+
+extension NetworkAttacher {
+    /// Checked before anything is created for a container (e.g. that its network exists).
+    public func validate(mode: NetworkMode) throws {}
 }

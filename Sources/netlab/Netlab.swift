@@ -10,7 +10,8 @@ struct Netlab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netlab",
         abstract: "Run processes as containers in their own namespaces and wire their networks.",
-        subcommands: [Run.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self, Reap.self])
+        subcommands: [Run.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self,
+                      NetworkCommand.self, Check.self, GC.self, Status.self, HostCommand.self, Demo.self, Reap.self])
 
     /// Errors from the runtime are one line a person can act on; everything else (usage
     /// errors, exit codes) is ArgumentParser's.
@@ -35,9 +36,17 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Work on a simulated host: its state lives in <run-dir>/hosts/<host>.", valueName: "host"))
     var host: String?
 
+    @Option(help: ArgumentHelp("CNI plugin directories, ':'-separated (default $NETLAB_CNI_PATH, else netlab's own directory, /opt/cni/bin, /usr/libexec/cni).", valueName: "dirs"))
+    var cniPath: String?
+
     /// These options as arguments again (for re-executing netlab).
     var arguments: [String] {
-        (runDir.map { ["--run-dir", $0] } ?? []) + (host.map { ["--host", $0] } ?? [])
+        (runDir.map { ["--run-dir", $0] } ?? []) + (host.map { ["--host", $0] } ?? []) + (cniPath.map { ["--cni-path", $0] } ?? [])
+    }
+
+    /// The base run directory (not a host's).
+    func baseDirectory() throws -> RunDirectory {
+        try RunDirectory.resolve(runDir: runDir, host: nil, environment: environmentDictionary())
     }
 
     /// The runtime for these options. Networking and simulated hosts plug in here: set
@@ -45,7 +54,12 @@ struct GlobalOptions: ParsableArguments {
     func makeRuntime() throws -> ContainerRuntime {
         let env = environmentDictionary()
         let dir = try RunDirectory.resolve(runDir: runDir, host: host, environment: env)
-        return ContainerRuntime(runDirectory: dir, attacher: NoNetworkAttacher(), hostNetnsPath: nil, hostName: host)
+        var hostNetns: String?
+        if let host { hostNetns = try SimulatedHosts(base: try baseDirectory().path).get(host).netnsPath }
+        let dirs = CNINetworkAttacher.pluginDirectories(option: cniPath, environment: env, executable: selfExecutable())
+        let attacher = CNINetworkAttacher(networks: NetworkStore(hostDirectory: dir.path), pluginDirectories: dirs,
+                                          hostNetnsPath: hostNetns)
+        return ContainerRuntime(runDirectory: dir, attacher: attacher, hostNetnsPath: hostNetns, hostName: host)
     }
 }
 

@@ -1,0 +1,89 @@
+// Runtime operations that span containers and networks: check, gc, network removal, and
+// emptying a simulated host.
+
+import CNI
+import FoundationEssentials
+
+extension ContainerRuntime {
+    /// The CNI backend, when networking is configured.
+    public var cni: CNINetworkAttacher? { attacher as? CNINetworkAttacher }
+
+    func requireCNI() throws -> CNINetworkAttacher {
+        guard let cni else { throw RuntimeError.invalidArgument("no network backend is configured") }
+        return cni
+    }
+
+    /// Containers (any status) whose network mode is network `name`.
+    public func containers(onNetwork name: String) -> [ContainerRecord] {
+        list(all: true).filter { $0.networkMode == .network(name) }
+    }
+
+    /// `netlab check [NAME]`: CNI CHECK for every running container's attachments (or one
+    /// container's). Returns (container, nil or the failure) for each container checked.
+    public func check(_ nameOrID: String?) throws -> [(ContainerRecord, String?)] {
+        let cni = try requireCNI()
+        let targets = try nameOrID.map { [try container($0)] } ?? list(all: false)
+        return targets.filter { $0.networkMode.ownsNetworkNamespace }.map { c in
+            guard c.status == .running else { return (c, "not running") }
+            do { try cni.check(container: c); return (c, nil) } catch { return (c, "\(error)") }
+        }
+    }
+
+    /// `netlab gc`: removes every container that is not running (with its networks, netns and
+    /// state; also directories a crash left without state), then CNI GC of every network with
+    /// the running containers' attachments as the valid ones. Returns the names removed.
+    @discardableResult
+    public func gc() throws -> [String] {
+        try Self.requireRoot("netlab gc")
+        var removed: [String] = []
+        var firstError: (any Error)?
+        for name in runDirectory.names() {
+            if let r = try? runDirectory.load(name) {
+                let now = refreshed(r)
+                guard now.status != .running else { continue }
+                if now.status == .created, let pid = now.pid, Sys.isAlive(pid: pid, startTime: now.pidStartTime) { continue }
+                do { try teardown(now); removed.append(name) } catch { firstError = firstError ?? error }
+            } else {
+                do { try remove(name, force: true); removed.append(name) } catch { firstError = firstError ?? error }
+            }
+        }
+        if let cni {
+            do { try cni.gc(live: list(all: false)) } catch { firstError = firstError ?? error }
+        }
+        if let firstError { throw firstError }
+        return removed
+    }
+
+    /// `network rm`: refused while a container uses the network.
+    public func removeNetwork(_ name: String) throws {
+        let cni = try requireCNI()
+        let users = containers(onNetwork: name)
+        if !users.isEmpty {
+            throw RuntimeError.invalidArgument(
+                "network \(name) is in use by \(users.map(\.name).joined(separator: ", ")): remove those containers first")
+        }
+        try cni.networks.remove(name)
+    }
+
+    /// Removes every container of this (simulated) host, killing running ones.
+    public func removeAll() throws {
+        var firstError: (any Error)?
+        for name in runDirectory.names() {
+            do { try remove(name, force: true) } catch { firstError = firstError ?? error }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// `network inspect`: the conflist and the containers attached, as pretty JSON.
+    public func inspectNetwork(_ name: String) throws -> String {
+        let cni = try requireCNI()
+        let list = try cni.networks.load(name)
+        let containers: [JSONValue] = containers(onNetwork: name).map { c in
+            ["name": .string(c.name), "id": .string(c.id), "status": .string(c.status.rawValue),
+             "result": c.networks[name] ?? .null]
+        }
+        let config = (try? JSONValue.parse(list.bytes)) ?? .null
+        let out: JSONValue = ["name": .string(name), "config": config, "containers": .array(containers)]
+        return String(decoding: out.serialized(pretty: true), as: UTF8.self)
+    }
+}
