@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,9 @@ static int container_init(void *arg) {
     if (o->stdout_fd >= 0 && dup2(o->stdout_fd, 1) < 0) fail_ready(fd, "dup2 stdout", errno);
     if (o->stderr_fd >= 0 && dup2(o->stderr_fd, 2) < 0) fail_ready(fd, "dup2 stderr", errno);
     if (o->new_session) setsid();
+    // A foreground container dies with its runtime (even a SIGKILLed one), so the state a
+    // crash leaves is a dead container that `netlab rm -f` / `netlab gc` can clean up.
+    else prctl(PR_SET_PDEATHSIG, SIGKILL);
     int keep[] = { fd, a->go_fd, o->exit_status_fd };
     close_other_fds(keep, 3);
     if (o->exit_status_fd >= 0) fcntl(o->exit_status_fd, F_SETFD, FD_CLOEXEC);
