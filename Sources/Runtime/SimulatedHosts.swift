@@ -71,9 +71,11 @@ public struct SimulatedHosts: Sendable {
         }
         try Sys.makeDirectories(directory(name))
         var undo: [() -> Void] = [{ [self] in try? Sys.removeTree(directory(name)) }]
+        let lock = try Self.lockUnderlay()
+        defer { close(lock) }
         do {
             let underlay = try ensureUnderlay()
-            let address = try freeAddress()
+            let address = try freeAddress(underlay)
             try NetworkNamespace.create(named: netnsName)
             undo.append { try? NetworkNamespace.delete(named: netnsName) }
             let hostNS = try NetworkNamespace.open(path: NetworkNamespace.path(named: netnsName))
@@ -112,13 +114,15 @@ public struct SimulatedHosts: Sendable {
         if NetworkNamespace.isLive(path: host.netnsPath) {
             do { try NetworkNamespace.delete(named: host.netns) } catch let e as NetlinkError where e.isNotFound {}
         }
+        let lock = try Self.lockUnderlay()
+        defer { close(lock) }
         if let underlay = try? RouteSocket(namespace: SimulatedHosts.underlayNetns) {
             try? underlay.deleteLink(named: host.underlayPort)
+            // The underlay is shared by every run directory's hosts: it goes when no port is left.
+            let ports = ((try? underlay.links()) ?? []).filter { $0.name.hasPrefix("u-") }
+            if ports.isEmpty { try? NetworkNamespace.delete(named: SimulatedHosts.underlayNetns) }
         }
         try Sys.removeTree(directory(name))
-        if list().isEmpty, NetworkNamespace.isLive(path: NetworkNamespace.path(named: SimulatedHosts.underlayNetns)) {
-            try? NetworkNamespace.delete(named: SimulatedHosts.underlayNetns)
-        }
     }
 
     /// The underlay namespace and bridge, created when missing.
@@ -139,9 +143,23 @@ public struct SimulatedHosts: Sendable {
         return sock
     }
 
-    /// The lowest underlay address (from .2) no recorded host uses.
-    func freeAddress() throws -> CIDR {
-        let used = Set(list().map { $0.address.address })
+    /// Serialises changes to the shared underlay between netlab processes (any run directory).
+    static func lockUnderlay() throws -> Int32 {
+        let path = "/run/netlab-underlay.lock"
+        let fd = try sys("open", path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        _ = try sys("lock", path) { flock(fd, LOCK_EX) }
+        return fd
+    }
+
+    /// The lowest underlay address (from .2) no host on the underlay uses: the hosts of every
+    /// run directory share it, so the addresses are read from the hosts' eth0 behind each port.
+    func freeAddress(_ underlay: RouteSocket) throws -> CIDR {
+        var used = Set(list().map { $0.address.address })
+        for port in try underlay.links() where port.name.hasPrefix("u-") {
+            let ns = NetworkNamespace.path(named: SimulatedHosts.netnsName(String(port.name.dropFirst(2))))
+            guard let sock = try? RouteSocket(namespace: ns), let eth0 = try? sock.link(named: "eth0") else { continue }
+            for a in (try? sock.addresses(index: eth0.index)) ?? [] { used.insert(a.address.address) }
+        }
         var ip = SimulatedHosts.underlaySubnet.networkAddress.advanced(by: 2)!
         while SimulatedHosts.underlaySubnet.contains(ip) && ip != SimulatedHosts.underlaySubnet.lastAddress {
             if !used.contains(ip) { return CIDR(address: ip, prefixLength: SimulatedHosts.underlaySubnet.prefixLength)! }
