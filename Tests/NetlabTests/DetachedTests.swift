@@ -126,8 +126,8 @@ final class DetachedTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: h.containerDir("bad")))
     }
 
-    /// A foreground `netlab run` killed with SIGKILL leaves its container running; `rm -f`
-    /// then removes the process, the netns bind mount and the state.
+    /// A foreground `netlab run` killed with SIGKILL takes its container with it (the init has
+    /// PR_SET_PDEATHSIG); `rm -f` then removes the netns bind mount and the state.
     func testKilledRuntimeIsCleanedUpByRmForce() throws {
         let h = NetlabHarness(self)
         let p = try h.startForeground(["--name", "crash", "--", "sleep", "1000"])
@@ -136,8 +136,11 @@ final class DetachedTests: XCTestCase {
         let netns = try XCTUnwrap(rec["netnsPath"] as? String)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
-        XCTAssertTrue(processIsAlive(pid), "the container should outlive its runtime process")
-        XCTAssertEqual(h.inspect("crash")?["status"] as? String, "running")
+        let deadline = Date().addingTimeInterval(10)
+        while processIsAlive(pid) && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(processIsAlive(pid), "the container should die with its runtime process")
+        XCTAssertEqual(h.inspect("crash")?["status"] as? String, "exited")
+        XCTAssertTrue(isMountPoint(netns), "the crash leaves the netns bind mount for rm -f")
 
         let rm = h.netlab("rm", ["-f", "crash"])
         XCTAssertEqual(rm.status, 0, "\(rm)")
