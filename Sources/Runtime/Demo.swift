@@ -5,6 +5,7 @@
 import CNI
 import FoundationEssentials
 import Glibc
+import Netlink
 
 public struct Demo {
     public static let hostA = "nldemo-a"
@@ -62,10 +63,17 @@ public struct Demo {
         """
     }
 
+    /// Removes the demo's hosts, also what a crash in the middle of `host add` left (a netns
+    /// or underlay port without a host record).
     func removeHosts() {
         for h in [Self.hostA, Self.hostOut] {
             if netlab(["host", "ls"]).out.split(separator: "\n").contains(where: { $0.hasPrefix(h + " ") }) {
                 netlab(["host", "rm", "-f"], host: nil, [h])
+            }
+            let ns = SimulatedHosts.netnsName(h)
+            if NetworkNamespace.isLive(path: NetworkNamespace.path(named: ns)) { try? NetworkNamespace.delete(named: ns) }
+            if let underlay = try? RouteSocket(namespace: SimulatedHosts.underlayNetns) {
+                try? underlay.deleteLink(named: "u-" + h)
             }
         }
     }

@@ -96,7 +96,8 @@ final class NetworkCommandTests: XCTestCase {
     /// A SIGKILLed foreground `netlab run`: its container dies with it, and gc (or rm -f)
     /// removes the netns, veth, reservation, nft elements and cache entry.
     func testKilledForegroundRunIsCleanedByGCAndRmF() throws {
-        for cleaner in [["gc"], ["rm", "-f", "fg"]] {
+        // The third round loses the netns too (its bind mount gone): DEL must still release all.
+        for (round, cleaner) in [["gc"], ["rm", "-f", "fg"], ["rm", "-f", "fg"]].enumerated() {
             let h = HostHarness(self)
             let p = Process()
             p.executableURL = URL(fileURLWithPath: h.exe)
@@ -116,11 +117,16 @@ final class NetworkCommandTests: XCTestCase {
             let deadline = Date().addingTimeInterval(10)
             while processIsAlive(Int32(pid)) && Date() < deadline { usleep(20_000) }
             XCTAssertFalse(processIsAlive(Int32(pid)))
+            let nsMount = h.runDir + "/hosts/\(h.host)/containers/fg/netns"
+            if round == 2 {
+                XCTAssertEqual(umount2(nsMount, Int32(MNT_DETACH)), 0)
+                XCTAssertFalse(isMountPoint(nsMount))
+            }
 
             let r = h.netlab([cleaner[0]], Array(cleaner.dropFirst()))
             XCTAssertEqual(r.status, 0, "\(cleaner): \(r)")
             XCTAssertNil(h.inspect("fg"))
-            XCTAssertFalse(isMountPoint(h.runDir + "/hosts/\(h.host)/containers/fg/netns"))
+            XCTAssertFalse(isMountPoint(nsMount))
             XCTAssertEqual(h.bridgePorts("netlab0"), [], "\(cleaner)")
             XCTAssertEqual(h.reservations("bridge"), [], "\(cleaner)")
             XCTAssertFalse(h.nftTable().contains("8181"), "\(cleaner)")
@@ -148,5 +154,24 @@ final class NetworkCommandTests: XCTestCase {
         let ports = h.world.ipJSON("netlab-underlay", ["link", "show"]).compactMap { $0["ifname"] as? String }
         XCTAssertFalse(ports.contains("u-" + other), "\(ports)")
         XCTAssertTrue(ports.contains("u-" + h.host), "\(ports)")
+    }
+}
+
+final class DemoTests: XCTestCase {
+    /// `netlab demo` on its own simulated hosts: every row passes, and it removes what it made.
+    func testDemoPassesAndCleansUp() {
+        let world = TestWorld()
+        addTeardownBlock { world.cleanup() }
+        let runDir = world.tempDirectory("demo")
+        let r = runCommand([BuiltProducts.path("netlab"), "demo", "--run-dir", runDir, "--cni-path", BuiltProducts.directory],
+                           timeout: 120)
+        XCTAssertEqual(r.status, 0, "\(r)")
+        for mode in ["none", "host", "container", "bridge", "bridge (masquerade)", "bridge (-p 8080:80)"] {
+            XCTAssertTrue(r.stdout.split(separator: "\n").contains { $0.hasPrefix(mode + " ") && $0.contains(" pass ") },
+                          "\(mode): \(r.stdout)")
+        }
+        let ns = runCommand(["ip", "netns", "list"]).stdout
+        XCTAssertFalse(ns.contains("netlab-nldemo-a") || ns.contains("netlab-nldemo-out"), ns)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: runDir + "/hosts")) ?? [], [])
     }
 }
