@@ -1,1 +1,0 @@
-// PortmapPlugin module

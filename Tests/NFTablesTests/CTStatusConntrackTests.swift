@@ -1,0 +1,78 @@
+import Foundation
+import NFTables
+import NetTypes
+import TestSupport
+import XCTest
+
+/// `ct status` matches against nft's own encoding, and conntrack deletion by original
+/// protocol + destination port inside a test netns.
+final class CTStatusConntrackTests: XCTestCase {
+    func testCTStatusMatchesNftEncoding() throws {
+        let w = try NFTWorld(self)
+        let ref = Table(family: .inet, name: "ref"), ours = Table(family: .inet, name: "ours")
+        func post(_ t: Table) -> Chain { Chain(table: t, name: "post", type: .nat, hook: .postrouting, priority: 100, policy: .accept) }
+        try w.apply { b in
+            for t in [ref, ours] {
+                b.add(t); b.add(post(t))
+                b.add(NFTSet(table: t, name: "hp", keyType: [.ipv4Addr, .ifname]))
+            }
+        }
+        let cases: [(String, (RuleBuilder) -> RuleBuilder)] = [
+            ("ct status dnat masquerade", { $0.ctStatus(.dnat).masquerade() }),
+            ("ct status dnat ip saddr 127.0.0.0/8 ip daddr . oifname @hp masquerade",
+             { $0.ctStatus(.dnat).match(.ipSaddr, .prefix(CIDR("127.0.0.0/8")!)).match([.ipDaddr, .oifname], inSet: "hp").masquerade() }),
+            ("ct status snat,dnat counter", { $0.ctStatus([.snat, .dnat]).counter() }),
+        ]
+        var batch = Batch()
+        for (text, build) in cases {
+            let r = w.world.exec(in: w.ns, ["nft", "add rule inet ref post \(text)"])
+            XCTAssertTrue(r.ok, "nft rejected \(text): \(r)")
+            batch.add(Rule(chain: post(ours), build))
+        }
+        try w.sock.apply(batch)
+        let theirs = try w.sock.rules(chain: post(ref)), mine = try w.sock.rules(chain: post(ours))
+        XCTAssertEqual(theirs.count, cases.count)
+        XCTAssertEqual(mine.count, cases.count)
+        for (i, (t, m)) in zip(theirs, mine).enumerated() {
+            let te = lines(t.summary).filter { $0.hasPrefix("[") }, me = lines(m.summary).filter { $0.hasPrefix("[") }
+            XCTAssertFalse(te.isEmpty)
+            XCTAssertEqual(me, te, cases[i].0)
+        }
+    }
+
+    func testConntrackDeleteRemovesOnlyMatchingFlows() throws {
+        let w = try NFTWorld(self)
+        // A conntrack-using rule makes the netns track flows.
+        let t = Table(family: .inet, name: "ct")
+        let out = Chain(table: t, name: "out", type: .filter, hook: .output, priority: 0, policy: .accept)
+        try w.apply { b in
+            b.add(t); b.add(out)
+            b.add(Rule(chain: out) { $0.ctState(.new).counter() })
+        }
+        let send = """
+        import socket
+        for port in (5000, 5001):
+            for fam, a in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                s = socket.socket(fam, socket.SOCK_DGRAM); s.sendto(b"x", (a, port)); s.close()
+        """
+        XCTAssertTrue(w.world.exec(in: w.ns, ["python3", "-c", send]).ok)
+        func flows(_ port: Int) -> Int {
+            var n = 0
+            for fam in ["ipv4", "ipv6"] {
+                let r = w.world.exec(in: w.ns, ["conntrack", "-L", "-f", fam, "-p", "udp", "--orig-port-dst", String(port)])
+                n += r.stdout.split(separator: "\n").filter { $0.contains("dport=\(port)") }.count
+            }
+            return n
+        }
+        XCTAssertEqual(flows(5000), 2)
+        XCTAssertEqual(flows(5001), 2)
+        let deleted = try Conntrack.delete(matching: [ConntrackFilter(proto: 17, destinationPort: 5000)],
+                                           namespacePath: w.world.path(w.ns))
+        XCTAssertEqual(deleted, 2)
+        XCTAssertEqual(flows(5000), 0)
+        XCTAssertEqual(flows(5001), 2)
+        // Nothing left to delete is no error.
+        XCTAssertEqual(try Conntrack.delete(matching: [ConntrackFilter(proto: 17, destinationPort: 5000)],
+                                            namespacePath: w.world.path(w.ns)), 0)
+    }
+}
