@@ -7,6 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   pkg-config libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev   # build: the C libraries
   iproute2 nftables iputils-ping netcat-openbsd tcpdump conntrack procps python3  # tests read state back with these
+  containernetworking-plugins  # the reference Go plugins: interop tests and benchmarks compare against them
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

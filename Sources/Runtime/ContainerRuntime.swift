@@ -192,7 +192,9 @@ public final class ContainerRuntime: @unchecked Sendable {
             r.exitCode = 128 + SIGKILL
             r.finished = Date()
         }
-        try? runDirectory.save(r)
+        // A `--rm` container is about to be removed by its reaper: writing its state now
+        // would race with that removal.
+        if !r.autoRemove { try? runDirectory.save(r) }
         return r
     }
 

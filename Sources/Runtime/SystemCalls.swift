@@ -89,8 +89,16 @@ enum Sys {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            for name in listDirectory(path) { try removeTree(path + "/" + name) }
-            try sys("rmdir", path) { rmdir(path) }
+            // Another netlab process may write a file into the directory while it is being
+            // removed (a `stop` recording the exit while the `--rm` reaper tears down): retry.
+            for attempt in 0..<5 {
+                for name in listDirectory(path) { try removeTree(path + "/" + name) }
+                if rmdir(path) == 0 || errno == ENOENT { return }
+                let e = errno
+                if e != ENOTEMPTY || attempt == 4 {
+                    throw RuntimeError.system(operation: "rmdir", object: path, errno: e)
+                }
+            }
         } else {
             if unlink(path) != 0 && errno != ENOENT {
                 throw RuntimeError.system(operation: "unlink", object: path, errno: errno)

@@ -12,7 +12,7 @@ final class BridgeConflistTests: XCTestCase {
         var list = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         XCTAssertEqual(list["cniVersion"] as? String, "1.0.0")
         var plugins = try XCTUnwrap(list["plugins"] as? [[String: Any]])
-        XCTAssertEqual(plugins.compactMap { $0["type"] as? String }, ["loopback", "bridge"])
+        XCTAssertEqual(plugins.compactMap { $0["type"] as? String }, ["loopback", "bridge", "portmap"])
         // Private state for the test; everything else as shipped.
         let dataDir = world.tempDirectory("data")
         var ipam = try XCTUnwrap(plugins[1]["ipam"] as? [String: Any])

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import TestSupport
 
-/// End to end with conf/bridge-portmap.conflist: bridge + host-local, then portmap with the
+/// End to end with conf/bridge.conflist: bridge + host-local, then portmap with the
 /// bridge's result as prevResult, chained the way libcni chains them (ADD in order, DEL in
 /// reverse), inside a host netns with an outside netns on an underlay veth.
 final class PortmapBridgeTests: XCTestCase {
@@ -21,7 +21,7 @@ final class PortmapBridgeTests: XCTestCase {
     /// The shipped conflist with a private bridge name and IPAM data directory.
     func plugins() throws -> (name: String, bridgeName: String, plugins: [[String: Any]]) {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let data = try Data(contentsOf: root.appendingPathComponent("conf/bridge-portmap.conflist"))
+        let data = try Data(contentsOf: root.appendingPathComponent("conf/bridge.conflist"))
         let list = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         var plugins = try XCTUnwrap(list["plugins"] as? [[String: Any]])
         XCTAssertEqual(plugins.compactMap { $0["type"] as? String }, ["loopback", "bridge", "portmap"])
@@ -29,6 +29,8 @@ final class PortmapBridgeTests: XCTestCase {
         plugins[1]["bridge"] = br
         var ipam = try XCTUnwrap(plugins[1]["ipam"] as? [String: Any])
         ipam["dataDir"] = world.tempDirectory("ipam")
+        // PortmapWorld's hand-built bridge already holds 10.88.0.0/24 in this host netns.
+        ipam["ranges"] = [[["subnet": "10.89.0.0/16"]]]
         plugins[1]["ipam"] = ipam
         return (try XCTUnwrap(list["name"] as? String), br, plugins)
     }
