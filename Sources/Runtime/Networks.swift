@@ -21,7 +21,7 @@ public struct NetworkStore: Sendable {
 
     public static let defaultNetwork = "bridge"
     /// Names a network cannot take (they are network modes).
-    static let reserved: Set<String> = ["none", "host", "default"]
+    static let reserved: Set<String> = ["none", "host", "default", "loopback"]
 
     public func path(_ name: String) -> String { directory + "/" + name + ".conflist" }
 
