@@ -160,13 +160,15 @@ enum Sys {
     }
 
     /// Whether `path` is a mount point (listed in /proc/self/mountinfo).
+    /// True when something is mounted on `path`: its device differs from its directory's
+    /// (always so for a netns bind mount, whose device is nsfs). Race-free, unlike scanning
+    /// /proc/self/mountinfo while other mounts come and go.
     static func isMountPoint(_ path: String) -> Bool {
-        guard let bytes = readFile("/proc/self/mountinfo") else { return false }
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            let f = line.split(separator: " ")
-            if f.count > 4, f[4] == path { return true }
-        }
-        return false
+        var st = stat(), parent = stat()
+        guard lstat(path, &st) == 0 else { return false }
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        guard stat(dir.isEmpty ? "/" : dir, &parent) == 0 else { return false }
+        return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino
     }
 }
 

@@ -62,8 +62,11 @@ final class NetlabHarness: @unchecked Sendable {
 
 /// Whether `path` is a mount point in this process's mount namespace.
 func isMountPoint(_ path: String) -> Bool {
-    guard let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
-    return info.split(separator: "\n").contains { $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path }
+    // Device of the path vs its directory: a bind-mounted netns file lives on nsfs. (Scanning
+    // /proc/self/mountinfo can miss a line while other processes mount and unmount.)
+    var st = stat(), parent = stat()
+    guard lstat(path, &st) == 0, stat((path as NSString).deletingLastPathComponent, &parent) == 0 else { return false }
+    return st.st_dev != parent.st_dev
 }
 
 /// Whether `pid` is a live (non-zombie) process.
