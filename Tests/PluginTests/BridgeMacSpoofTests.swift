@@ -184,4 +184,28 @@ final class BridgeMacSpoofTests: XCTestCase {
         let other = Element(set: "spoofchk_ports", key: "vethother", comment: "othernet x eth0")
         XCTAssertEqual(spoofElements(), (expected(keep, id: "keep") + [other]).sorted { "\($0)" < "\($1)" })
     }
+
+    func testConcurrentAddsOnAFreshHostShareOneRule() throws {
+        let conf = bw.config(spoofConf.merging(["ipMasq": true]) { $1 })
+        let n = 12
+        let ctrs = (0..<n).map { world.netns("c\($0)") }
+        nonisolated(unsafe) let b = bw!
+        nonisolated(unsafe) var adds = [CommandResult?](repeating: nil, count: n)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            let r = b.run("ADD", conf, ctr: ctrs[i], id: "burst-\(i)")
+            lock.withLock { adds[i] = r }
+        }
+        for (i, r) in adds.enumerated() { XCTAssertEqual(r?.status, 0, "ADD \(i): \(r?.description ?? "")") }
+        let want = adds.enumerated().flatMap { expected($0.element!, id: "burst-\($0.offset)") }
+        XCTAssertEqual(spoofElements(), want.sorted { "\($0)" < "\($1)" })
+        let rules = world.exec(in: bw.host, ["nft", "list", "chain", "bridge", "netlab", "spoofchk"]).stdout
+        XCTAssertEqual(rules.components(separatedBy: "@spoofchk_allowed drop").count, 2, rules)
+
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            let r = b.run("DEL", conf, ctr: ctrs[i], id: "burst-\(i)")
+            XCTAssertEqual(r.status, 0, "DEL \(i): \(r.description)")
+        }
+        XCTAssertEqual(spoofElements(), [])
+    }
 }
