@@ -20,10 +20,6 @@ public struct Bridge: CNIPlugin {
     public func add(_ r: CNIRequest) throws -> CNIResult {
         let conf = try BridgeConfig(r)
         let netnsPath = try r.requireNetns()
-        if conf.macSpoofCheck {
-            throw CNIError(code: .unsupportedField,
-                           msg: "macspoofchk: MAC spoof checking is not supported by netlab's bridge plugin")
-        }
         var undo = Rollback()
         do {
             let result = try attach(r, conf, netnsPath, &undo)
@@ -62,14 +58,26 @@ public struct Bridge: CNIPlugin {
         let hostLink = try host.requireLink(named: hostName)
         let ctrLink = try ctr.requireLink(named: r.ifName)
 
-        // 3. The host end on the bridge: port options, VLANs, up.
+        // 3. macspoofchk: the veth's elements in place before its host end comes up, so no
+        //    frame with another source MAC ever reaches the bridge from it.
+        if conf.macSpoofCheck {
+            guard let mac = ctrLink.mac else {
+                throw CNIError(code: .internal, msg: "bridge ADD: macspoofchk: container interface \(r.ifName) has no MAC address")
+            }
+            let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
+            let nft = try NFTSocket()
+            try SpoofCheck.add(nft, hostVeth: hostName, mac: mac, owner: owner)
+            undo.register("delete spoofchk elements") { try SpoofCheck.removeOwned(by: owner, nft) }
+        }
+
+        // 4. The host end on the bridge: port options, VLANs, up.
         try host.setMaster(hostLink.index, master: br.index)
         if conf.hairpinMode { try host.setHairpin(hostLink.index, true) }
         if conf.portIsolation { try host.setIsolated(hostLink.index, true) }
         if conf.wantsVLAN { try configureVLANs(host, hostLink.index, conf) }
         try host.setUp(hostLink.index)
 
-        // 4. Addresses from IPAM.
+        // 5. Addresses from IPAM.
         var result = CNIResult(cniVersion: r.cniVersion)
         if conf.hasIPAM {
             let ipam = try IPAM.add(r)
@@ -100,7 +108,7 @@ public struct Bridge: CNIPlugin {
             }
         }
 
-        // 5. The gateway on the bridge, forwarding on.
+        // 6. The gateway on the bridge, forwarding on.
         if conf.isGateway {
             for ip in result.ips {
                 guard let gw = ip.gateway, let gwCIDR = CIDR(address: gw, prefixLength: ip.address.prefixLength) else { continue }
@@ -109,7 +117,7 @@ public struct Bridge: CNIPlugin {
             try enableForwarding(result.ips)
         }
 
-        // 6. The container side: addresses, up, routes, the gateway's MAC.
+        // 7. The container side: addresses, up, routes, the gateway's MAC.
         if !conf.disableContainerInterface {
             for ip in result.ips {
                 try ctr.addAddress(ctrLink.index, ip.address,
@@ -133,7 +141,7 @@ public struct Bridge: CNIPlugin {
             }
         }
 
-        // 7. Masquerade: one nftables batch (elements only once the bridge's chain exists).
+        // 8. Masquerade: one nftables batch (elements only once the bridge's chain exists).
         if conf.ipMasq, !result.ips.isEmpty {
             let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
             let nft = try NFTSocket()

@@ -10,8 +10,8 @@ import Glibc
 #endif
 
 extension Bridge {
-    /// DEL: IPAM released, masquerade elements found by owner and removed (also when the
-    /// netns is gone), the veth deleted. Nothing left to undo is success. The bridge stays.
+    /// DEL: IPAM released, masquerade and macspoofchk elements found by owner and removed
+    /// (also when the netns is gone), the veth deleted. Nothing left to undo is success. The bridge stays.
     public func del(_ r: CNIRequest) throws {
         let conf = try BridgeConfig(r)
         // Three independent steps, run at once: the kernel's waits (netdev unregister, nft
@@ -39,6 +39,14 @@ extension Bridge {
                 }
             }
         }
+        if conf.macSpoofCheck {
+            let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
+            steps.append {
+                do { try SpoofCheck.removeOwned(by: owner, NFTSocket()) } catch {
+                    throw CNIError(code: .internal, msg: "remove macspoofchk elements: \(error)")
+                }
+            }
+        }
         if conf.hasIPAM {
             steps.append {
                 try IPAM.del(r)
@@ -51,8 +59,8 @@ extension Bridge {
         }
     }
 
-    /// CHECK: the container interface, its addresses and routes, the host veth on the bridge
-    /// and the masquerade elements are all as `prevResult` says.
+    /// CHECK: the container interface, its addresses and routes, the host veth on the bridge,
+    /// the macspoofchk and masquerade elements are all as `prevResult` says.
     public func check(_ r: CNIRequest) throws {
         let conf = try BridgeConfig(r)
         let prev = try r.requirePrevResult()
@@ -85,6 +93,10 @@ extension Bridge {
                 guard h.masterIndex == br.index else {
                     throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) is not attached to \(conf.bridge)")
                 }
+            }
+            if conf.macSpoofCheck {
+                let hostVeth = prev.interfaces.first { $0.sandbox == nil && $0.name != conf.bridge }?.name
+                try checkSpoofElements(conf, r, hostVeth: hostVeth, mac: link.mac)
             }
             if !conf.disableContainerInterface {
                 let have = Set(try ctr.addresses(index: link.index).map(\.address))
@@ -130,8 +142,8 @@ extension Bridge {
         throw CNIError(code: .notAvailable, msg: "bridge STATUS: IPAM plugin \(t) not available: \(e.msg)", details: e.details)
     }
 
-    /// GC: IPAM's GC, then masquerade elements of this network whose owner is not a valid
-    /// attachment.
+    /// GC: IPAM's GC, then masquerade and macspoofchk elements of this network whose owner
+    /// is not a valid attachment.
     public func gc(_ r: CNIRequest) throws {
         let conf = try BridgeConfig(r)
         var failures: [String] = []
@@ -139,16 +151,49 @@ extension Bridge {
             do { try IPAM.gc(r) } catch { failures.append("IPAM GC: \(error)") }
         }
         let valid = Set(r.validAttachments.map { "\($0.containerID) \($0.ifname)" })
+        let isStale = { (c: String?) -> Bool in
+            guard ElementOwner.comment(c, belongsTo: conf.network), let p = ElementOwner.parse(c) else { return false }
+            return !valid.contains("\(p.containerID) \(p.ifName)")
+        }
         do {
             let sock = try NFTSocket()
-            let stale = try Masquerade.elements(sock) { c in
-                guard ElementOwner.comment(c, belongsTo: conf.network), let p = ElementOwner.parse(c) else { return false }
-                return !valid.contains("\(p.containerID) \(p.ifName)")
-            }
-            try Masquerade.remove(sock, stale)
+            try Masquerade.remove(sock, Masquerade.elements(sock, where: isStale))
         } catch {
             failures.append("masquerade GC: \(error)")
         }
+        // Whatever `macspoofchk` says now: elements written while it was on are collected too.
+        do {
+            let sock = try NFTSocket()
+            try SpoofCheck.remove(sock, SpoofCheck.elements(sock, where: isStale))
+        } catch {
+            failures.append("macspoofchk GC: \(error)")
+        }
         if !failures.isEmpty { throw CNIError(code: .internal, msg: "bridge GC: " + failures.joined(separator: "; ")) }
+    }
+}
+
+extension Bridge {
+    /// CHECK for macspoofchk: the chain and its rule exist, the host veth is under check and
+    /// exactly the container's MAC is allowed on it, both elements owned by this attachment.
+    func checkSpoofElements(_ conf: BridgeConfig, _ r: CNIRequest, hostVeth: String?, mac: MACAddress?) throws {
+        let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
+        let nft = try NFTSocket()
+        guard try SpoofCheck.hasRule(nft) else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(SpoofCheck.table) \(SpoofCheck.chain.name) or its rule missing")
+        }
+        let owned = try SpoofCheck.elements(nft) { owner.owns($0) }
+        let ports = owned.filter { $0.0 == SpoofCheck.ports }.map(\.1.key)
+        let allowed = owned.filter { $0.0 == SpoofCheck.allowed }.map(\.1.key)
+        guard let veth = hostVeth ?? ports.first.flatMap({ if case .ifname(let n)? = $0.first { n } else { nil } }) else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: macspoofchk element for the host veth (owner \(owner)) missing")
+        }
+        guard ports.contains([.ifname(veth)]) else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: macspoofchk element \"\(veth)\" (owner \(owner)) missing in \(SpoofCheck.ports.name)")
+        }
+        guard let mac, allowed == [[.ifname(veth), .mac(mac)]] else {
+            let have = allowed.map { $0.map(\.description).joined(separator: " . ") }.joined(separator: ", ")
+            throw CNIError(code: .internal,
+                           msg: "bridge CHECK: macspoofchk allows [\(have)] for owner \(owner), expected \"\(veth)\" . \(mac.map { "\($0)" } ?? "none")")
+        }
     }
 }

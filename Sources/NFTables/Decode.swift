@@ -41,7 +41,7 @@ func decodePart(_ b: ArraySlice<UInt8>, _ t: DataType) -> KeyPart {
     case .mark:
         return .mark(b.count >= 4 ? UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24 : 0)
     case .ifname: return .ifname(String(decoding: b.prefix { $0 != 0 }, as: UTF8.self))
-    case .etherAddr: return .mark(0)
+    case .etherAddr: return decodeEther(b)
     }
 }
 

@@ -15,6 +15,8 @@ public enum Field: Sendable, Hashable {
     case mark
     /// `meta nfproto`
     case nfproto
+    /// `ether saddr` / `ether daddr` (link-layer header; bridge and netdev tables).
+    case etherSaddr, etherDaddr
 
     var length: Int {
         switch self {
@@ -22,6 +24,7 @@ public enum Field: Sendable, Hashable {
         case .ip6Saddr, .ip6Daddr, .iifname, .oifname: 16
         case .l4proto, .nfproto: 1
         case .thSport, .thDport: 2
+        case .etherSaddr, .etherDaddr: 6
         }
     }
 
@@ -47,6 +50,7 @@ public enum Field: Sendable, Hashable {
         case .iifname: .meta(.iifname, dreg: reg)
         case .oifname: .meta(.oifname, dreg: reg)
         case .mark: .meta(.mark, dreg: reg)
+        case .etherSaddr, .etherDaddr: etherLoad(into: reg)
         }
     }
 }
@@ -241,6 +245,7 @@ extension KeyPart {
         case .mark(let m): le32(m)
         case .ifname(let n):
             Array(Array(n.utf8).prefix(15)) + [UInt8](repeating: 0, count: 16 - min(15, n.utf8.count))
+        case .mac(let m): m.bytes
         }
     }
 

@@ -220,6 +220,8 @@ public enum KeyPart: Sendable, Hashable, CustomStringConvertible {
     case port(UInt16)
     case mark(UInt32)
     case ifname(String)
+    /// An Ethernet address (`ether_addr`), see KeyPart+Ether.swift.
+    case mac(MACAddress)
 
     public static let tcp = KeyPart.proto(6)
     public static let udp = KeyPart.proto(17)
@@ -233,6 +235,7 @@ public enum KeyPart: Sendable, Hashable, CustomStringConvertible {
         case .port(let p): "\(p)"
         case .mark(let m): "0x\(String(m, radix: 16))"
         case .ifname(let n): "\"\(n)\""
+        case .mac(let m): "\(m)"
         }
     }
 }

@@ -1,7 +1,8 @@
 // The suite's nftables layout in one place, and how an element is traced back to the
 // container that caused it.
 //
-// Every plugin writes into the one table `inet netlab` (never anyone else's table) and adds
+// Every plugin writes into the table `inet netlab` (link-layer rules: `bridge netlab`, see
+// Ownership+Bridge.swift; never anyone else's table) and adds
 // its chains/sets idempotently in the same batch as its elements. Every element a container
 // causes carries a comment naming its owner, so DEL and GC find it from the container ID
 // alone, without the container's result.
