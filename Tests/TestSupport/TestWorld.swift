@@ -122,6 +122,10 @@ public final class TestWorld: @unchecked Sendable {
         precondition(r.ok, "ip netns add \(name) failed: \(r)")
         lock.withLock { namespaces.append(name) }
         runCommand(["ip", "-n", name, "link", "set", "lo", "up"])
+        // No IPv6 duplicate address detection in test worlds: a tentative address (also the
+        // link-local one a new veth gets) makes the first packets of a test a matter of timing.
+        runCommand(["ip", "netns", "exec", name, "sh", "-c",
+                    "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"])
         return name
     }
 
