@@ -84,27 +84,21 @@ public enum Masquerade {
         SetElement(key: [.address(a)], value: .verdict(.jump(chain(bridge: bridge).name)), comment: owner.comment)
     }
 
-    /// Elements of both maps whose comment satisfies `match`; an absent table or map is none.
+    static let owned = OwnedElements([mapV4, mapV6])
+
+    /// Elements of both whose comment satisfies `match`; an absent table or set is none.
     public static func elements(_ sock: NFTSocket, where match: (String?) -> Bool) throws -> [(NFTSet, SetElement)] {
-        var out: [(NFTSet, SetElement)] = []
-        for m in [mapV4, mapV6] {
-            let elems: [SetElement]
-            do { elems = try sock.elements(of: m) } catch let e as NFTError where e.isNotFound { continue }
-            out += elems.filter { match($0.comment) }.map { (m, $0) }
-        }
-        return out
+        try owned.find(sock, where: match)
     }
 
     /// Deletes the given elements by key (missing ones are no error).
     public static func remove(_ sock: NFTSocket, _ elems: [(NFTSet, SetElement)]) throws {
-        guard !elems.isEmpty else { return }
-        var b = Batch()
-        for (m, e) in elems { b.destroyElements(m, [SetElement(key: e.key)]) }
-        do { try sock.apply(b) } catch let e as NFTError where e.isNotFound { }
+        try OwnedElements.remove(sock, elems)
     }
 
-    /// Removes every element owned by `owner`: DEL, even without the container's result.
+    /// Removes every element owned by `owner`: DEL (even without the container's result) and
+    /// ADD's rollback.
     public static func removeOwned(by owner: ElementOwner, _ sock: NFTSocket) throws {
-        try remove(sock, elements(sock) { owner.owns($0) })
+        try owned.removeOwned(by: owner, sock)
     }
 }

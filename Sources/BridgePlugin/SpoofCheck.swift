@@ -87,27 +87,21 @@ public enum SpoofCheck {
         return rules.contains { $0.summary.contains("set \(allowed.name)") && $0.summary.contains("drop") }
     }
 
-    /// Elements of both sets whose comment satisfies `match`; an absent table or set is none.
+    static let owned = OwnedElements([ports, allowed])
+
+    /// Elements of both whose comment satisfies `match`; an absent table or set is none.
     public static func elements(_ sock: NFTSocket, where match: (String?) -> Bool) throws -> [(NFTSet, SetElement)] {
-        var out: [(NFTSet, SetElement)] = []
-        for s in [ports, allowed] {
-            let elems: [SetElement]
-            do { elems = try sock.elements(of: s) } catch let e as NFTError where e.isNotFound { continue }
-            out += elems.filter { match($0.comment) }.map { (s, $0) }
-        }
-        return out
+        try owned.find(sock, where: match)
     }
 
     /// Deletes the given elements by key (missing ones are no error).
     public static func remove(_ sock: NFTSocket, _ elems: [(NFTSet, SetElement)]) throws {
-        guard !elems.isEmpty else { return }
-        var b = Batch()
-        for (s, e) in elems { b.destroyElements(s, [SetElement(key: e.key)]) }
-        do { try sock.apply(b) } catch let e as NFTError where e.isNotFound {}
+        try OwnedElements.remove(sock, elems)
     }
 
-    /// Removes every element owned by `owner`: DEL and ADD's rollback.
+    /// Removes every element owned by `owner`: DEL (even without the container's result) and
+    /// ADD's rollback.
     public static func removeOwned(by owner: ElementOwner, _ sock: NFTSocket) throws {
-        try remove(sock, elements(sock) { owner.owns($0) })
+        try owned.removeOwned(by: owner, sock)
     }
 }

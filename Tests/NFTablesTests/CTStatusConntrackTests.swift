@@ -23,21 +23,7 @@ final class CTStatusConntrackTests: XCTestCase {
              { $0.ctStatus(.dnat).match(.ipSaddr, .prefix(CIDR("127.0.0.0/8")!)).match([.ipDaddr, .oifname], inSet: "hp").masquerade() }),
             ("ct status snat,dnat counter", { $0.ctStatus([.snat, .dnat]).counter() }),
         ]
-        var batch = Batch()
-        for (text, build) in cases {
-            let r = w.world.exec(in: w.ns, ["nft", "add rule inet ref post \(text)"])
-            XCTAssertTrue(r.ok, "nft rejected \(text): \(r)")
-            batch.add(Rule(chain: post(ours), build))
-        }
-        try w.sock.apply(batch)
-        let theirs = try w.sock.rules(chain: post(ref)), mine = try w.sock.rules(chain: post(ours))
-        XCTAssertEqual(theirs.count, cases.count)
-        XCTAssertEqual(mine.count, cases.count)
-        for (i, (t, m)) in zip(theirs, mine).enumerated() {
-            let te = lines(t.summary).filter { $0.hasPrefix("[") }, me = lines(m.summary).filter { $0.hasPrefix("[") }
-            XCTAssertFalse(te.isEmpty)
-            XCTAssertEqual(me, te, cases[i].0)
-        }
+        try w.assertSameExpressions(refPrefix: "inet ref post", refChain: post(ref), ourChain: post(ours), cases)
     }
 
     func testConntrackDeleteRemovesOnlyMatchingFlows() throws {

@@ -40,21 +40,7 @@ final class EtherEquivalenceTests: XCTestCase {
             ("iifname \"veth0\" ether saddr != 02:00:00:00:00:01 drop",
              { $0.match(.iifname, .ifname("veth0")).match(.etherSaddr, not: .mac(m1)).drop() }),
         ]
-        var batch = Batch()
-        for (text, build) in cases {
-            let r = w.world.exec(in: w.ns, ["nft", "add rule bridge ref pre \(text)"])
-            XCTAssertTrue(r.ok, "nft rejected \(text): \(r)")
-            batch.add(Rule(chain: chain(ours), build))
-        }
-        try w.sock.apply(batch)
-        let theirs = try w.sock.rules(chain: chain(ref)), mine = try w.sock.rules(chain: chain(ours))
-        XCTAssertEqual(theirs.count, cases.count)
-        XCTAssertEqual(mine.count, cases.count)
-        for (i, (t, m)) in zip(theirs, mine).enumerated() {
-            let te = lines(t.summary).filter { $0.hasPrefix("[") }, me = lines(m.summary).filter { $0.hasPrefix("[") }
-            XCTAssertFalse(te.isEmpty)
-            XCTAssertEqual(me, te, cases[i].0)
-        }
+        try w.assertSameExpressions(refPrefix: "bridge ref pre", refChain: chain(ref), ourChain: chain(ours), cases)
         // nft prints both tables' rules in the same words.
         let text = w.ruleset()
         let refPart = text.components(separatedBy: "table bridge ours")[0].components(separatedBy: "table bridge ref")[1]

@@ -74,3 +74,28 @@ func withoutElements(_ text: String) -> [String] {
     }
     return out
 }
+
+extension NFTWorld {
+    /// Adds each case once as nft text to `refChain` (`nft add rule <refPrefix> <text>`) and
+    /// once through the builder to `ourChain`, then asserts the kernel holds the same
+    /// expressions for both, rule by rule.
+    func assertSameExpressions(refPrefix: String, refChain: Chain, ourChain: Chain,
+                               _ cases: [(String, (RuleBuilder) -> RuleBuilder)],
+                               file: StaticString = #filePath, line: UInt = #line) throws {
+        var batch = Batch()
+        for (text, build) in cases {
+            let r = world.exec(in: ns, ["nft", "add rule \(refPrefix) \(text)"])
+            XCTAssertTrue(r.ok, "nft rejected \(text): \(r)", file: file, line: line)
+            batch.add(Rule(chain: ourChain, build))
+        }
+        try sock.apply(batch)
+        let theirs = try sock.rules(chain: refChain), mine = try sock.rules(chain: ourChain)
+        XCTAssertEqual(theirs.count, cases.count, file: file, line: line)
+        XCTAssertEqual(mine.count, cases.count, file: file, line: line)
+        for (i, (t, m)) in zip(theirs, mine).enumerated() {
+            let te = lines(t.summary).filter { $0.hasPrefix("[") }, me = lines(m.summary).filter { $0.hasPrefix("[") }
+            XCTAssertFalse(te.isEmpty, file: file, line: line)
+            XCTAssertEqual(me, te, cases[i].0, file: file, line: line)
+        }
+    }
+}

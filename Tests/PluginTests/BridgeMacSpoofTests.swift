@@ -5,16 +5,7 @@ import TestSupport
 /// `macspoofchk`: frames from a container's veth with another source MAC are dropped by the
 /// suite's `table bridge netlab`, found and removed by owner at DEL, verified by CHECK,
 /// collected by GC, undone by a failed ADD. All in test netns.
-final class BridgeMacSpoofTests: XCTestCase {
-    var world: TestWorld!
-    var bw: BridgeWorld!
-
-    override func setUp() {
-        world = TestWorld()
-        addTeardownBlock { [world] in world?.cleanup() }
-        bw = BridgeWorld(world)
-    }
-
+final class BridgeMacSpoofTests: BridgeTestCase {
     let spoofConf: [String: Any] = ["isGateway": true, "macspoofchk": true]
 
     struct Element: Equatable, CustomStringConvertible {

@@ -4,16 +4,7 @@ import TestSupport
 
 /// Every option of the bridge plugin, the reference plugin's example configurations, and the
 /// STATUS and GC verbs.
-final class BridgeOptionsTests: XCTestCase {
-    var world: TestWorld!
-    var bw: BridgeWorld!
-
-    override func setUp() {
-        world = TestWorld()
-        addTeardownBlock { [world] in world?.cleanup() }
-        bw = BridgeWorld(world)
-    }
-
+final class BridgeOptionsTests: BridgeTestCase {
     /// `ip -d -j link show dev X` of the host netns: the bridge-port attributes.
     func portInfo(_ dev: String) -> [String: Any] {
         let l = world.ipJSON(bw.host, ["-d", "link", "show", "dev", dev]).first ?? [:]

@@ -3,16 +3,7 @@ import XCTest
 import TestSupport
 
 /// The built `bridge` executable, run inside a host netns as a runtime runs it.
-final class BridgeTests: XCTestCase {
-    var world: TestWorld!
-    var bw: BridgeWorld!
-
-    override func setUp() {
-        world = TestWorld()
-        addTeardownBlock { [world] in world?.cleanup() }
-        bw = BridgeWorld(world)
-    }
-
+final class BridgeTests: BridgeTestCase {
     let gwConf: [String: Any] = ["isGateway": true, "isDefaultGateway": true, "ipMasq": true]
 
     func testTwoContainersReachEachOtherAndTheGateway() throws {

@@ -5,19 +5,7 @@ import TestSupport
 /// End to end with conf/bridge.conflist: bridge + host-local, then portmap with the
 /// bridge's result as prevResult, chained the way libcni chains them (ADD in order, DEL in
 /// reverse), inside a host netns with an outside netns on an underlay veth.
-final class PortmapBridgeTests: XCTestCase {
-    var world: TestWorld!
-    var pm: PortmapWorld!
-
-    override func setUp() {
-        world = TestWorld()
-        pm = PortmapWorld(world)
-        addTeardownBlock { [pm, world] in
-            pm?.stopServers()
-            world?.cleanup()
-        }
-    }
-
+final class PortmapBridgeTests: PortmapTestCase {
     /// The shipped conflist with a private bridge name and IPAM data directory.
     func plugins() throws -> (name: String, bridgeName: String, plugins: [[String: Any]]) {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -4,19 +4,7 @@ import TestSupport
 
 /// portmap's bookkeeping without traffic: GC, options, DEL of one container among several,
 /// snat off, conditions, errors.
-final class PortmapLifecycleTests: XCTestCase {
-    var world: TestWorld!
-    var pm: PortmapWorld!
-
-    override func setUp() {
-        world = TestWorld()
-        pm = PortmapWorld(world)
-        addTeardownBlock { [pm, world] in
-            pm?.stopServers()
-            world?.cleanup()
-        }
-    }
-
+final class PortmapLifecycleTests: PortmapTestCase {
     func owners() -> Set<String> { Set(pm.elements().compactMap { $0.comment }) }
 
     func testGCRemovesOnlyThisNetworksInvalidAttachments() {

@@ -5,19 +5,7 @@ import TestSupport
 /// The built `portmap` executable with hand-made prevResults, real TCP/UDP traffic through a
 /// host netns, from an "outside" netns, a neighbour container, the container itself and the
 /// host's own localhost.
-final class PortmapTrafficTests: XCTestCase {
-    var world: TestWorld!
-    var pm: PortmapWorld!
-
-    override func setUp() {
-        world = TestWorld()
-        pm = PortmapWorld(world)
-        addTeardownBlock { [pm, world] in
-            pm?.stopServers()
-            world?.cleanup()
-        }
-    }
-
+final class PortmapTrafficTests: PortmapTestCase {
     func testEveryPathReachesThePublishedPortAndDelRemovesIt() throws {
         let c1 = pm.container("c1"), c2 = pm.container("c2")
         pm.serve(c1.netns, port: 80, name: "c1")
