@@ -117,10 +117,9 @@ class World:
         r = sh("ip netns exec %s python3 -c \"%s\" %s" % (self.out, py.replace('"', '\\"'), CONN_SECONDS))
         return float(r.stdout.strip())
 
-def bench(impl):
+def latency(impl):
     # w: the latency world, which ends with 1000 mappings; bare: the same host with only the
-    # one real mapping. The datapath is measured in both, alternating, so load changes on the
-    # machine hit both series alike.
+    # one real mapping. Both stay up for the datapath rounds below.
     w, bare = World(impl, "w"), World(impl, "b")
     try:
         for x in (w, bare):
@@ -138,21 +137,32 @@ def bench(impl):
             lat[point] = statistics.median(samples) * 1000
             print("  %-9s ADD with %4d existing: median %7.1f ms (min %.1f, max %.1f)" %
                   (impl, point, lat[point], min(samples) * 1000, max(samples) * 1000), file=sys.stderr, flush=True)
-        dp0, dpN = [], []
-        for _ in range(CONN_ROUNDS):
-            dp0.append(bare.conns_per_second())
-            dpN.append(w.conns_per_second())
-        print("  %-9s conn/s rounds: none %s, %d others %s" % (impl, [round(x) for x in dp0], have, [round(x) for x in dpN]),
-              file=sys.stderr, flush=True)
-        return lat, statistics.median(dp0), statistics.median(dpN), have
-    finally:
-        w.cleanup()
-        bare.cleanup()
+        return w, bare, lat, have
+    except BaseException:
+        w.cleanup(); bare.cleanup()
+        raise
 
-results = {}
-for impl in IMPLS:
-    print("running %s ..." % impl, file=sys.stderr, flush=True)
-    results[impl] = bench(impl)
+results, worlds = {}, {}
+try:
+    for impl in IMPLS:
+        print("running %s ..." % impl, file=sys.stderr, flush=True)
+        worlds[impl] = latency(impl)
+    # The datapath of every world, in alternating rounds across implementations, so load
+    # changes on the machine hit every series alike.
+    dp = {impl: ([], []) for impl in IMPLS}
+    for _ in range(CONN_ROUNDS):
+        for impl in IMPLS:
+            w, bare, _, _ = worlds[impl]
+            dp[impl][0].append(bare.conns_per_second())
+            dp[impl][1].append(w.conns_per_second())
+    for impl in IMPLS:
+        w, bare, lat, have = worlds[impl]
+        print("  %-9s conn/s rounds: none %s, %d others %s" % (impl, [round(x) for x in dp[impl][0]], have,
+              [round(x) for x in dp[impl][1]]), file=sys.stderr, flush=True)
+        results[impl] = (lat, statistics.median(dp[impl][0]), statistics.median(dp[impl][1]), have)
+finally:
+    for w, bare, _, _ in worlds.values():
+        w.cleanup(); bare.cleanup()
 
 print("\nportmap ADD latency (median of %d, ms) by containers already mapped" % SAMPLES)
 print("%-10s" % "existing" + "".join("%12s" % i for i in IMPLS))
@@ -161,7 +171,7 @@ for p in POINTS:
 for i in IMPLS:
     lat = results[i][0]
     print("%s: ADD at %d / ADD at %d = %.2f" % (i, POINTS[-1], POINTS[0], lat[POINTS[-1]] / lat[POINTS[0]]))
-print("\nnew TCP connections/s through a published port (outside -> host:8080 -> container:80), median of %d alternating rounds" % CONN_ROUNDS)
+print("\nnew TCP connections/s through a published port (outside -> host:8080 -> container:80), median of %d rounds alternating across all worlds" % CONN_ROUNDS)
 for i in IMPLS:
     _, dp0, dpN, n = results[i]
     print("%-10s no other mappings: %8.0f/s   %d other mappings: %8.0f/s   ratio %.2f" % (i, dp0, n, dpN, dpN / dp0))
