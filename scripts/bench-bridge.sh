@@ -1,5 +1,5 @@
 #!/bin/sh
-# Side-by-side latency of the conflist conf/bridge.conflist (loopback + bridge + host-local):
+# Side-by-side latency of conf/bridge.conflist without its portmap entry (loopback + bridge + host-local):
 # netlab's plugins against the reference Go plugins (Debian containernetworking-plugins,
 # /usr/lib/cni), both driven by the same runtime (cni-bench, i.e. netlab's CNIRuntime).
 # Each suite runs in its own throw-away host netns with N container netns (never the

@@ -40,6 +40,14 @@ public struct Bridge: CNIPlugin {
         }
         let host = try RouteSocket()
         let ctr = try RouteSocket(namespace: ns)
+        // One nftables socket for the whole ADD, opened only when an option needs it.
+        var nftSocket: NFTSocket?
+        func nft() throws -> NFTSocket {
+            if let s = nftSocket { return s }
+            let s = try NFTSocket()
+            nftSocket = s
+            return s
+        }
 
         // 1. The bridge.
         let br = try ensureBridge(host, conf)
@@ -65,7 +73,7 @@ public struct Bridge: CNIPlugin {
                 throw CNIError(code: .internal, msg: "bridge ADD: macspoofchk: container interface \(r.ifName) has no MAC address")
             }
             let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
-            let nft = try NFTSocket()
+            let nft = try nft()
             try SpoofCheck.add(nft, hostVeth: hostName, mac: mac, owner: owner)
             undo.register("delete spoofchk elements") { try SpoofCheck.removeOwned(by: owner, nft) }
         }
@@ -144,7 +152,7 @@ public struct Bridge: CNIPlugin {
         // 8. Masquerade: one nftables batch (elements only once the bridge's chain exists).
         if conf.ipMasq, !result.ips.isEmpty {
             let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
-            let nft = try NFTSocket()
+            let nft = try nft()
             try Masquerade.add(nft, bridge: conf.bridge, addresses: result.ips.map(\.address.address), owner: owner)
             undo.register("delete masquerade elements") { try Masquerade.removeOwned(by: owner, nft) }
         }

@@ -87,20 +87,11 @@ public enum SpoofCheck {
         return rules.contains { $0.summary.contains("set \(allowed.name)") && $0.summary.contains("drop") }
     }
 
-    static let owned = OwnedElements([ports, allowed])
+    /// The sets whose elements carry owner comments: DEL (even without the container's
+    /// result), ADD's rollback, CHECK and GC find and remove them through this.
+    public static let owned = OwnedElements([ports, allowed])
 
-    /// Elements of both whose comment satisfies `match`; an absent table or set is none.
-    public static func elements(_ sock: NFTSocket, where match: (String?) -> Bool) throws -> [(NFTSet, SetElement)] {
-        try owned.find(sock, where: match)
-    }
-
-    /// Deletes the given elements by key (missing ones are no error).
-    public static func remove(_ sock: NFTSocket, _ elems: [(NFTSet, SetElement)]) throws {
-        try OwnedElements.remove(sock, elems)
-    }
-
-    /// Removes every element owned by `owner`: DEL (even without the container's result) and
-    /// ADD's rollback.
+    /// Removes every element owned by `owner`.
     public static func removeOwned(by owner: ElementOwner, _ sock: NFTSocket) throws {
         try owned.removeOwned(by: owner, sock)
     }

@@ -121,7 +121,7 @@ extension Bridge {
             for c in [Masquerade.postrouting.name, Masquerade.chain(bridge: conf.bridge).name] where !chains.contains(c) {
                 throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(Masquerade.table) \(c) missing")
             }
-            let owned = try Masquerade.elements(nft) { owner.owns($0) }
+            let owned = try Masquerade.owned.find(nft) { owner.owns($0) }
             for ip in prev.ips {
                 let found = owned.contains { (_, e) in e.key == [.address(ip.address.address)] }
                 if !found {
@@ -155,18 +155,16 @@ extension Bridge {
             guard ElementOwner.comment(c, belongsTo: conf.network), let p = ElementOwner.parse(c) else { return false }
             return !valid.contains("\(p.containerID) \(p.ifName)")
         }
-        do {
-            let sock = try NFTSocket()
-            try Masquerade.remove(sock, Masquerade.elements(sock, where: isStale))
-        } catch {
-            failures.append("masquerade GC: \(error)")
-        }
         // Whatever `macspoofchk` says now: elements written while it was on are collected too.
         do {
             let sock = try NFTSocket()
-            try SpoofCheck.remove(sock, SpoofCheck.elements(sock, where: isStale))
+            for (what, set) in [("masquerade", Masquerade.owned), ("macspoofchk", SpoofCheck.owned)] {
+                do { try OwnedElements.remove(sock, set.find(sock, where: isStale)) } catch {
+                    failures.append("\(what) GC: \(error)")
+                }
+            }
         } catch {
-            failures.append("macspoofchk GC: \(error)")
+            failures.append("nftables GC: \(error)")
         }
         if !failures.isEmpty { throw CNIError(code: .internal, msg: "bridge GC: " + failures.joined(separator: "; ")) }
     }
@@ -181,7 +179,7 @@ extension Bridge {
         guard try SpoofCheck.hasRule(nft) else {
             throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(SpoofCheck.table) \(SpoofCheck.chain.name) or its rule missing")
         }
-        let owned = try SpoofCheck.elements(nft) { owner.owns($0) }
+        let owned = try SpoofCheck.owned.find(nft) { owner.owns($0) }
         let ports = owned.filter { $0.0 == SpoofCheck.ports }.map(\.1.key)
         let allowed = owned.filter { $0.0 == SpoofCheck.allowed }.map(\.1.key)
         guard let veth = hostVeth ?? ports.first.flatMap({ if case .ifname(let n)? = $0.first { n } else { nil } }) else {
