@@ -7,7 +7,6 @@ import PackageDescription
 
 let package = Package(
     name: "netlab",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "loopback", targets: ["loopback"]),
         .executable(name: "bridge", targets: ["bridge"]),
@@ -27,28 +26,32 @@ let package = Package(
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         .systemLibrary(name: "CNFTables", pkgConfig: "libnftnl",
                        providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
-        .target(name: "CNetlabShims", dependencies: ["CNetlink", "CNFTables"]),
+        .target(name: "CNetlabShims"),
+
+        // The system layer every other module stands on: syscalls, descriptors, files, locks,
+        // threads and namespaces, processes, SystemError.
+        .target(name: "SystemKit", dependencies: ["CNetlabShims"]),
 
         // Shared Swift modules.
         .target(name: "NetTypes"),
-        .target(name: "CNI", dependencies: ["NetTypes"]),
-        .target(name: "Netlink", dependencies: ["CNetlink", "CNetlabShims", "NetTypes"]),
-        .target(name: "NFTables", dependencies: ["CNFTables", "CNetlabShims", "NetTypes"]),
-        .target(name: "IPAM", dependencies: ["CNI", "NetTypes"]),
+        .target(name: "CNI", dependencies: ["NetTypes", "SystemKit"]),
+        .target(name: "Netlink", dependencies: ["CNetlink", "NetTypes", "SystemKit"]),
+        .target(name: "NFTables", dependencies: ["CNFTables", "NetTypes", "SystemKit"]),
+        .target(name: "IPAM", dependencies: ["CNI", "NetTypes", "SystemKit"]),
 
         // Plugin logic, one module per plugin; the executables are thin.
-        .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes"]),
+        .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit"]),
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
-        .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit"]),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
+        .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
         .executableTarget(name: "loopback", dependencies: ["LoopbackPlugin"]),
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
         .executableTarget(name: "bridge", dependencies: ["BridgePlugin"]),
         .executableTarget(name: "portmap", dependencies: ["PortmapPlugin"]),
 
         // The runtime and its CLI.
-        .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims"]),
+        .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
         .executableTarget(name: "netlab", dependencies: [
             "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -56,20 +59,21 @@ let package = Package(
         // Micro benchmark of the Netlink module (veth and address churn in its own netns).
         .executableTarget(name: "netlink-bench", dependencies: ["Netlink", "NetTypes"]),
         // Micro benchmark of nftables map updates, in a private netns.
-        .executableTarget(name: "nft-bench", dependencies: ["NFTables", "CNetlabShims", "NetTypes"]),
+        .executableTarget(name: "nft-bench", dependencies: ["NFTables", "NetTypes", "SystemKit"]),
 
         // Benchmark driver: ADD/DEL latency of a conflist through CNIRuntime (scripts/bench-bridge.sh).
         .executableTarget(name: "cni-bench", dependencies: ["CNI"]),
 
         // A CNI plugin used only by tests: echoes what it received.
-        .executableTarget(name: "cni-echo", dependencies: ["CNI"]),
+        .executableTarget(name: "cni-echo", dependencies: ["CNI", "SystemKit"]),
 
         // Tests.
         .target(name: "TestSupport", dependencies: ["NetTypes"], path: "Tests/TestSupport"),
+        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"]),
         .testTarget(name: "NetTypesTests", dependencies: ["NetTypes"]),
         .testTarget(name: "CNITests", dependencies: ["CNI", "TestSupport"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
-        .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "TestSupport"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SystemKit", "TestSupport"]),
+        .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "SystemKit", "TestSupport"]),
         .testTarget(name: "IPAMTests", dependencies: ["IPAM", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
         .testTarget(name: "NetlabTests", dependencies: ["TestSupport"]),

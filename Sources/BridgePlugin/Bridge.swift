@@ -10,6 +10,7 @@ import NFTables
 import NetTypes
 import Netlink
 import PluginKit
+import SystemKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,17 +28,12 @@ public struct Bridge: CNIPlugin {
             return result
         } catch {
             undo.run()
-            if let e = error as? NetlinkError { throw CNIError(e, context: "bridge ADD") }
-            if let e = error as? NFTError { throw CNIError(code: .internal, msg: "bridge ADD: \(e)") }
-            throw error
+            throw CNIError.wrapping(error, context: "bridge ADD")
         }
     }
 
     private func attach(_ r: CNIRequest, _ conf: BridgeConfig, _ netnsPath: String, _ undo: inout Rollback) throws -> CNIResult {
-        let ns: NetworkNamespace
-        do { ns = try NetworkNamespace.open(path: netnsPath) } catch let e as NetlinkError {
-            throw CNIError(code: .unknownContainer, msg: "bridge ADD: open netns \(netnsPath): \(e.errnoName)")
-        }
+        let ns = try CNIError.mapping("bridge ADD") { try NetworkNamespace.open(path: netnsPath) }
         let host = try RouteSocket()
         let ctr = try RouteSocket(namespace: ns)
         // One nftables socket for the whole ADD, opened only when an option needs it.
@@ -171,9 +167,9 @@ public struct Bridge: CNIPlugin {
         do {
             try host.addBridge(name: conf.bridge, mtu: conf.mtu, mac: Self.randomMAC(), vlanFiltering: conf.wantsVLAN)
         } catch let e as NetlinkError where e.isAlreadyExists {
-        } catch let e as NetlinkError where conf.wantsVLAN && (e.errno == EOPNOTSUPP || e.errno == EINVAL) {
+        } catch let e as NetlinkError where conf.wantsVLAN && (e.errno == .notSupported || e.errno == .invalidArgument) {
             throw CNIError(code: .internal,
-                           msg: "bridge ADD: the kernel refused a VLAN-filtering bridge \(conf.bridge) (vlan/vlanTrunk need bridge VLAN filtering): \(e.errnoName)",
+                           msg: "bridge ADD: the kernel refused a VLAN-filtering bridge \(conf.bridge) (vlan/vlanTrunk need bridge VLAN filtering): \(e.errno)",
                            details: e.message ?? "")
         }
         return try finishBridge(host, host.requireLink(named: conf.bridge), conf)
@@ -193,7 +189,7 @@ public struct Bridge: CNIPlugin {
             if conf.vlan != 0 { try host.addBridgeVLAN(index, vid: conf.vlan, pvid: true, untagged: true) }
             for vid in conf.vlanTrunk { try host.addBridgeVLAN(index, vid: vid) }
         } catch let e as NetlinkError {
-            throw CNIError(code: .internal, msg: "bridge ADD: the kernel refused VLAN configuration on \(conf.bridge): \(e.operation) \(e.object): \(e.errnoName)",
+            throw CNIError(code: .internal, msg: "bridge ADD: the kernel refused VLAN configuration on \(conf.bridge): \(e.operation) \(e.object): \(e.errno)",
                            details: e.message ?? "")
         }
     }

@@ -5,6 +5,7 @@ import NFTables
 import NetTypes
 import Netlink
 import PluginKit
+import SystemKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,7 +53,7 @@ extension Bridge {
                 try IPAM.del(r)
             }
         }
-        let failures = runConcurrently(steps)
+        let failures = Threads.runConcurrently(steps)
         if failures.count == 1 { throw (failures[0] as? CNIError) ?? CNIError.wrapping(failures[0]) }
         if !failures.isEmpty {
             throw CNIError(code: .internal, msg: "bridge DEL: " + failures.map { ($0 as? CNIError)?.msg ?? "\($0)" }.joined(separator: "; "))

@@ -2,6 +2,8 @@
 // (a `.conflist` file a runtime executes), spec 1.1.0, with the well-known runtimeConfig
 // capabilities typed.
 
+import SystemKit
+
 import NetTypes
 
 /// One plugin's configuration: the common fields typed, every field kept in `raw`.
@@ -256,7 +258,7 @@ public struct NetworkConfigList: Sendable {
 
     /// Reads a `.conflist` file (code 5 when it cannot be read).
     public static func load(path: String) throws(CNIError) -> NetworkConfigList {
-        try NetworkConfigList(bytes: FileIO.read(path))
+        try NetworkConfigList(bytes: io { () throws(SystemError) in try Files.read(path) })
     }
 
     /// Wraps a single plugin config (`.conf`) as a list of one, as libcni does.

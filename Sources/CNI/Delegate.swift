@@ -2,6 +2,8 @@
 // CNI_PATH, with its own environment (CNI_COMMAND possibly changed) and a config on stdin.
 // A delegate's error JSON comes back as a thrown CNIError with the same code, msg and details.
 
+import SystemKit
+
 public enum Delegate {
     /// ADD on the plugin `type`, with `config` on stdin; the result in the config's version.
     public static func add(type: String, config: [UInt8], request: CNIRequest,
@@ -50,7 +52,7 @@ public enum Delegate {
     public static func invoke(type: String, command: CNICommand, config: [UInt8], request: CNIRequest,
                               overrides: [String: String] = [:]) throws(CNIError) -> [UInt8] {
         var env = request.environment
-        if env.isEmpty { env = PluginExec.currentEnvironment }
+        if env.isEmpty { env = Environment.current }
         env["CNI_COMMAND"] = command.rawValue
         for (k, v) in overrides { env[k] = v.isEmpty ? nil : v }
         let dirs = (env["CNI_PATH"] ?? "").split(separator: ":").map(String.init)

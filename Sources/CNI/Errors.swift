@@ -1,6 +1,8 @@
 // CNI errors: the spec's error object ({"cniVersion", "code", "msg", "details"}) as a Swift
 // error, with the well-known codes named.
 
+import SystemKit
+
 /// An error as the CNI spec defines it. Plugins throw it; `PluginMain` prints it on stdout
 /// and exits non-zero; `Delegate` and `CNIRuntime` turn a called plugin's error JSON back into it.
 public struct CNIError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -62,10 +64,6 @@ public struct CNIError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func ioFailure(_ msg: String, details: String = "") -> CNIError {
         CNIError(code: .ioFailure, msg: msg, details: details)
     }
-    /// An I/O failure with the operation, the object and the errno.
-    public static func ioFailure(_ operation: String, _ object: String, errno e: Int32) -> CNIError {
-        CNIError(code: .ioFailure, msg: "\(operation) \(object): \(errnoText(e))", details: "errno \(e)")
-    }
     public static func decodingFailure(_ msg: String, details: String = "") -> CNIError {
         CNIError(code: .decodingFailure, msg: msg, details: details)
     }
@@ -79,10 +77,12 @@ public struct CNIError: Error, Hashable, Sendable, CustomStringConvertible {
         CNIError(code: .internal, msg: msg, details: details)
     }
 
-    /// Any error as a CNIError: a CNIError stays as it is, anything else becomes code 999.
-    public static func wrapping(_ error: any Error) -> CNIError {
+    /// Any error as a CNIError: a CNIError stays as it is, a SystemError is mapped by its kind
+    /// (see `init(_:context:)`), anything else becomes code 999.
+    public static func wrapping(_ error: any Error, context: String? = nil) -> CNIError {
         if let e = error as? CNIError { return e }
-        return CNIError(code: .internal, msg: "\(error)")
+        if let e = error as? SystemError { return CNIError(e, context: context) }
+        return CNIError(code: .internal, msg: context.map { "\($0): \(error)" } ?? "\(error)")
     }
 
     // MARK: the wire format
@@ -101,13 +101,4 @@ public struct CNIError: Error, Hashable, Sendable, CustomStringConvertible {
         return CNIError(code: Code(rawValue: code), msg: v["msg"]?.stringValue ?? "",
                         details: v["details"]?.stringValue ?? "")
     }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-func errnoText(_ e: Int32) -> String {
-    guard let p = strerror(e) else { return "errno \(e)" }
-    return String(cString: p)
 }

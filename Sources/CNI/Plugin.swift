@@ -2,6 +2,8 @@
 // reads the CNI environment and stdin, validates them per verb, dispatches, and writes the
 // result or the spec's error JSON.
 
+import SystemKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -104,16 +106,24 @@ public struct CNIRequest: Sendable {
 public enum PluginMain {
     /// Runs the plugin on this process's environment and stdin, writes stdout, exits.
     public static func run(_ plugin: some CNIPlugin, about: String) -> Never {
-        let env = PluginExec.currentEnvironment
+        let env = Environment.current
         if (env["CNI_COMMAND"] ?? "").isEmpty && !about.isEmpty {
             let text = about + "\nCNI protocol versions supported: " + plugin.supportedVersions.joined(separator: ", ") + "\n"
-            _ = try? FileIO.writeAll(2, Array(text.utf8), what: "stderr")
+            // Nowhere to report a failed write to stderr; the exit code stays 0 (help was asked for).
+            _ = try? FileDescriptor.standardError.writeAll(Array(text.utf8), context: "stderr")
             exit(0)
         }
         let needsStdin = env["CNI_COMMAND"] != CNICommand.version.rawValue || isatty(0) == 0
-        let stdin = needsStdin ? ((try? FileIO.readAll(0, what: "stdin")) ?? []) : []
-        let (out, code) = execute(plugin, environment: env, stdin: stdin)
-        if !out.isEmpty { _ = try? FileIO.writeAll(1, out, what: "stdout") }
+        let out: [UInt8], code: Int32
+        do {
+            let stdin = needsStdin ? try FileDescriptor.standardInput.readAll(context: "stdin") : []
+            (out, code) = execute(plugin, environment: env, stdin: stdin)
+        } catch {
+            // An unreadable stdin is an I/O failure, not an empty config.
+            (out, code) = (CNIError(error, context: "read the network configuration").json(version: CNIVersion.current).serialized(), 1)
+        }
+        // A failed write of the answer leaves only the exit code to speak; it is kept.
+        if !out.isEmpty { _ = try? FileDescriptor.standardOutput.writeAll(out, context: "stdout") }
         exit(code)
     }
 

@@ -3,6 +3,8 @@
 // ADD result per (network, container, ifname) in `<cacheDir>/results/<net>-<id>-<ifname>`
 // in libcni's cache format, so another runtime (or a later run) can find it.
 
+import SystemKit
+
 /// What a runtime knows about one attachment.
 public struct RuntimeConf: Sendable {
     public var containerID: String
@@ -49,7 +51,7 @@ public struct CNIRuntime: Sendable {
                 environment: [String: String]? = nil) {
         self.pluginDirectories = pluginDirectories
         self.cacheDirectory = cacheDirectory
-        self.environment = (environment ?? PluginExec.currentEnvironment).filter { !$0.key.hasPrefix("CNI_") }
+        self.environment = (environment ?? Environment.current).filter { !$0.key.hasPrefix("CNI_") }
     }
 
     // MARK: verbs
@@ -82,7 +84,7 @@ public struct CNIRuntime: Sendable {
             let conf = try buildConfig(plugin, list: list, prevResult: cached, rt: rt)
             _ = try exec(plugin, .del, conf, rt: rt)
         }
-        try FileIO.remove(cachePath(network: list.name, containerID: rt.containerID, ifName: rt.ifName))
+        try io { () throws(SystemError) in try Files.remove(cachePath(network: list.name, containerID: rt.containerID, ifName: rt.ifName)) }
     }
 
     /// CHECK (0.4.0+): each plugin in order with the cached result. Nothing when `disableCheck`.
@@ -195,7 +197,7 @@ public struct CNIRuntime: Sendable {
     /// The cached ADD result of an attachment, or nil when there is none.
     public func cachedResult(network: String, containerID: String, ifName: String) throws(CNIError) -> CNIResult? {
         let p = cachePath(network: network, containerID: containerID, ifName: ifName)
-        guard FileIO.exists(p) else { return nil }
+        guard Files.exists(p) else { return nil }
         return try readCache(p).result
     }
 
@@ -203,7 +205,7 @@ public struct CNIRuntime: Sendable {
     public func cachedAttachments(network: String) throws(CNIError) -> [CachedAttachment] {
         let dir = cacheDirectory + "/results"
         var out: [CachedAttachment] = []
-        for name in try FileIO.list(dir) where name.hasPrefix(network + "-") && !name.contains(".tmp.") {
+        for name in try io { () throws(SystemError) in try Files.listIfPresent(dir) } where name.hasPrefix(network + "-") && !name.contains(".tmp.") {
             guard let entry = try? readCache(dir + "/" + name), entry.networkName == network else { continue }
             out.append(entry)
         }
@@ -222,13 +224,16 @@ public struct CNIRuntime: Sendable {
         if let n = rt.netns { o["netns"] = .string(n) }
         if !rt.args.isEmpty { o["cniArgs"] = .array(rt.args.map { [.string($0.0), .string($0.1)] }) }
         if !rt.capabilityArgs.isEmpty { o["capabilityArgs"] = .object(rt.capabilityArgs) }
-        try FileIO.makeDirectories(cacheDirectory + "/results")
-        try FileIO.writeAtomically(cachePath(network: list.name, containerID: rt.containerID, ifName: rt.ifName),
-                                   JSONValue.object(o).serialized())
+        try io { () throws(SystemError) in try Files.makeDirectories(cacheDirectory + "/results", permissions: 0o700) }
+        let bytes = JSONValue.object(o).serialized()
+        try io { () throws(SystemError) in
+            try Files.writeAtomically(cachePath(network: list.name, containerID: rt.containerID, ifName: rt.ifName),
+                                      bytes, permissions: 0o600)
+        }
     }
 
     func readCache(_ path: String) throws(CNIError) -> CachedAttachment {
-        let v = try JSONValue.parse(FileIO.read(path), what: "cache file \(path)")
+        let v = try JSONValue.parse(io { () throws(SystemError) in try Files.read(path) }, what: "cache file \(path)")
         guard v["kind"]?.stringValue == "cniCacheV1" else {
             throw CNIError.decodingFailure("cache file \(path) is not a cniCacheV1 entry")
         }

@@ -2,50 +2,19 @@
 // either all apply or none does.
 
 import NetTypes
+import SystemKit
 
-/// An error from the kernel (or from opening the socket), naming what failed.
-public struct NFTError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// "add rule", "delete element", "open socket", "list rules", …
-    public var operation: String
-    /// The object: "inet netlab nat/postrouting", "inet netlab map portmap_v4", …
-    public var object: String
-    public var errno: Int32
-    /// Index of the failing operation in the batch (nil outside batches).
-    public var index: Int?
-    /// The kernel's extended ack message, when it sent one.
-    public var message: String?
+/// nftables failures are SystemErrors (printed with the subsystem "nftables"): the operation
+/// ("add rule", "list rules"), the object ("inet netlab map pm_v4"), the errno, the index of
+/// the failing batch operation, the kernel's extended-ack text.
+public typealias NFTError = SystemError
 
-    public init(operation: String, object: String, errno: Int32, index: Int? = nil, message: String? = nil) {
-        self.operation = operation
-        self.object = object
-        self.errno = errno
-        self.index = index
-        self.message = message
-    }
-
-    /// The object (or element key) does not exist.
-    public var isNotFound: Bool { errno == 2 }
-    /// The object (or element key) exists already.
-    public var isAlreadyExists: Bool { errno == 17 }
-
-    public var description: String {
-        var s = "nftables: \(operation) \(object): \(errnoName(errno))"
-        if let index { s += " (batch operation #\(index))" }
-        if let message, !message.isEmpty { s += ": \(message)" }
-        return s
-    }
-}
-
-func errnoName(_ e: Int32) -> String {
-    switch e {
-    case 1: "EPERM"
-    case 2: "ENOENT"
-    case 16: "EBUSY"
-    case 17: "EEXIST"
-    case 22: "EINVAL"
-    case 95: "EOPNOTSUPP"
-    case 105: "ENOBUFS"
-    default: "errno \(e)"
+extension SystemError {
+    /// An nftables failure.
+    static func nft(operation: String, object: String, errno: Int32, index: Int? = nil,
+                    message: String? = nil) -> SystemError {
+        SystemError(operation: operation, object: object, errno: errno, message: message,
+                    subsystem: "nftables", index: index)
     }
 }
 

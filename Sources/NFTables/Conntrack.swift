@@ -4,6 +4,7 @@
 // container on the same host port.
 
 import CNFTables
+import SystemKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,11 +41,11 @@ public enum Conntrack {
         guard !filters.isEmpty else { return 0 }
         let work = { () throws -> Int in
             guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
-                throw NFTError(operation: "open socket", object: "ctnetlink", errno: errno)
+                throw NFTError.nft(operation: "open socket", object: "ctnetlink", errno: errno)
             }
             defer { mnl_socket_close(nl) }
             guard mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
-                throw NFTError(operation: "bind socket", object: "ctnetlink", errno: errno)
+                throw NFTError.nft(operation: "bind socket", object: "ctnetlink", errno: errno)
             }
             let wanted = Set(filters)
             var deleted = 0
@@ -53,13 +54,13 @@ public enum Conntrack {
                 for t in tuples {
                     let e = request(nl, type: msgDelete, family: t.family, flags: UInt16(NLM_F_ACK), payload: t.attribute)
                     if e == 0 { deleted += 1 } else if e != ENOENT {
-                        throw NFTError(operation: "delete conntrack entry", object: "proto \(t.filter.proto) dport \(t.filter.destinationPort)", errno: e)
+                        throw NFTError.nft(operation: "delete conntrack entry", object: "proto \(t.filter.proto) dport \(t.filter.destinationPort)", errno: e)
                     }
                 }
             }
             return deleted
         }
-        if let namespacePath { return try inNetworkNamespace(namespacePath, work) }
+        if let namespacePath { return try Namespaces.run(inNetworkNamespaceAt: namespacePath, work) }
         return try work()
     }
 
@@ -109,14 +110,14 @@ public enum Conntrack {
         let seq = UInt32(truncatingIfNeeded: time(nil)) &+ UInt32.random(in: 0..<1_000_000)
         let msg = header(type: msgGet, family: family, flags: UInt16(NLM_F_DUMP), seq: seq, payloadLength: 0)
         let sent = msg.withUnsafeBytes { mnl_socket_sendto(nl, $0.baseAddress, $0.count) }
-        guard sent == msg.count else { throw NFTError(operation: "dump conntrack", object: "family \(family)", errno: errno) }
+        guard sent == msg.count else { throw NFTError.nft(operation: "dump conntrack", object: "family \(family)", errno: errno) }
         var out: [OrigTuple] = []
         var buf = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buf.withUnsafeMutableBytes { mnl_socket_recvfrom(nl, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw NFTError(operation: "dump conntrack", object: "family \(family)", errno: errno)
+                throw NFTError.nft(operation: "dump conntrack", object: "family \(family)", errno: errno)
             }
             var off = 0
             while off + 16 <= n {
@@ -126,7 +127,7 @@ public enum Conntrack {
                 if t == 3 /* NLMSG_DONE */ { return out }
                 if t == 2 /* NLMSG_ERROR */ {
                     let e = -Int32(bitPattern: load32(buf, off + 16))
-                    if e != 0 { throw NFTError(operation: "dump conntrack", object: "family \(family)", errno: e) }
+                    if e != 0 { throw NFTError.nft(operation: "dump conntrack", object: "family \(family)", errno: e) }
                 } else if let tuple = parseEntry(buf, family: buf[off + 16], from: off + 20, to: off + len) {
                     out.append(tuple)
                 }

@@ -3,6 +3,7 @@
 
 import CNFTables
 import NetTypes
+import SystemKit
 
 /// Scratch space for building one message at a time; messages are then copied out.
 struct MessageWriter: ~Copyable {
@@ -68,7 +69,7 @@ func commentFromTLV(_ data: [UInt8]) -> String? {
 /// every component padded to 4 bytes.
 func encodeParts(_ parts: [KeyPart], _ types: [DataType]) throws -> [UInt8] {
     guard parts.count == types.count else {
-        throw NFTError(operation: "encode element", object: parts.map(\.description).joined(separator: " . "),
+        throw NFTError.nft(operation: "encode element", object: parts.map(\.description).joined(separator: " . "),
                        errno: 22, message: "expected \(types.count) components (\(types.map(\.rawValue).joined(separator: " . ")))")
     }
     if parts.count == 1 { return parts[0].bytes(exactLength: types[0].size) }
@@ -284,7 +285,7 @@ private func rawElements(_ e: SetElement, of s: NFTSet) throws -> [OpaquePointer
         switch e.key[0] {
         case .prefix(let c): cidr = c.network
         case .address(let a): cidr = CIDR(address: a, prefixLength: a.family.bitWidth)!
-        default: throw NFTError(operation: "encode element", object: "\(s)", errno: 22,
+        default: throw NFTError.nft(operation: "encode element", object: "\(s)", errno: 22,
                                 message: "interval sets take addresses or prefixes")
         }
         first = elem(cidr.networkAddress.bytes, end: false)
@@ -304,7 +305,7 @@ private func rawElements(_ e: SetElement, of s: NFTSet) throws -> [OpaquePointer
     default:
         nftnl_set_elem_free(first)
         for x in extra { nftnl_set_elem_free(x) }
-        throw NFTError(operation: "encode element", object: "\(s)", errno: 22,
+        throw NFTError.nft(operation: "encode element", object: "\(s)", errno: 22,
                        message: "element value does not match the map's data type")
     }
     if let comment = e.comment {

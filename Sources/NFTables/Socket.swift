@@ -2,6 +2,7 @@
 
 import CNFTables
 import NetTypes
+import SystemKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,18 +23,18 @@ public final class NFTSocket: @unchecked Sendable {
         self.namespacePath = namespacePath
         let open: () throws -> OpaquePointer = {
             guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
-                throw NFTError(operation: "open socket", object: "nfnetlink", errno: errno)
+                throw NFTError.nft(operation: "open socket", object: "nfnetlink", errno: errno)
             }
             guard mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
                 let e = errno
                 mnl_socket_close(nl)
-                throw NFTError(operation: "bind socket", object: "nfnetlink", errno: e)
+                throw NFTError.nft(operation: "bind socket", object: "nfnetlink", errno: e)
             }
             return nl
         }
         let sock: OpaquePointer
         if let namespacePath {
-            let box = try inNetworkNamespace(namespacePath) { SocketBox(try open()) }
+            let box = try Namespaces.run(inNetworkNamespaceAt: namespacePath) { SocketBox(try open()) }
             sock = box.nl
         } else {
             sock = try open()
@@ -106,10 +107,10 @@ public final class NFTSocket: @unchecked Sendable {
             guard let f = failures.min(by: { $0.seq < $1.seq }) else { return }
             if let i = owners[f.seq] {
                 let names = batch.operations[i].names
-                throw NFTError(operation: names.operation, object: names.object, errno: f.errno,
+                throw NFTError.nft(operation: names.operation, object: names.object, errno: f.errno,
                                index: i, message: f.message)
             }
-            throw NFTError(operation: "apply batch", object: f.seq == beginSeq ? "batch begin" : "batch",
+            throw NFTError.nft(operation: "apply batch", object: f.seq == beginSeq ? "batch begin" : "batch",
                            errno: f.errno, message: f.message)
         }
     }
@@ -117,7 +118,7 @@ public final class NFTSocket: @unchecked Sendable {
     private func send(_ bytes: [UInt8], what: String) throws {
         let n = bytes.withUnsafeBytes { mnl_socket_sendto(nl, $0.baseAddress, $0.count) }
         guard n == bytes.count else {
-            throw NFTError(operation: what, object: "nfnetlink", errno: n < 0 ? errno : EMSGSIZE)
+            throw NFTError.nft(operation: what, object: "nfnetlink", errno: n < 0 ? errno : EMSGSIZE)
         }
     }
 
@@ -130,7 +131,7 @@ public final class NFTSocket: @unchecked Sendable {
             let n = mnl_socket_recvfrom(nl, buf, size)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw NFTError(operation: "receive", object: "nfnetlink", errno: errno)
+                throw NFTError.nft(operation: "receive", object: "nfnetlink", errno: errno)
             }
             var off = 0
             var done = false
@@ -169,14 +170,14 @@ public final class NFTSocket: @unchecked Sendable {
                     let n = mnl_socket_recvfrom(nl, buf, size)
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw NFTError(operation: what, object: object, errno: errno)
+                        throw NFTError.nft(operation: what, object: object, errno: errno)
                     }
                     let ctx = Unmanaged.passUnretained(box).toOpaque()
                     let rc = mnl_cb_run(buf, n, s, portID, { nlh, data in
                         Unmanaged<DumpBox>.fromOpaque(data!).takeUnretainedValue().each(nlh!)
                         return MNL_CB_OK
                     }, ctx)
-                    if rc < 0 { throw NFTError(operation: what, object: object, errno: errno) }
+                    if rc < 0 { throw NFTError.nft(operation: what, object: object, errno: errno) }
                     if rc == MNL_CB_STOP { return }
                 }
             }

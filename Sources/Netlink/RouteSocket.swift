@@ -4,6 +4,7 @@
 
 import CNetlink
 import NetTypes
+import SystemKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,14 +29,14 @@ public final class RouteSocket: @unchecked Sendable {
     }
 
     public convenience init(namespace: NetworkNamespace) throws {
-        let sock = try withNetworkNamespace(namespace) { try UnsafeTransfer(RouteSocket.connect(namespace.path)) }
+        let sock = try withNetworkNamespace(namespace) { try SendableBox(RouteSocket.connect(namespace.path)) }
         self.init(sock: sock.value, path: namespace.path)
     }
 
     private convenience init(openedIn path: String?) throws {
         let sock: OpaquePointer
         if let path {
-            sock = try withNetworkNamespace(path) { try UnsafeTransfer(RouteSocket.connect(path)) }.value
+            sock = try withNetworkNamespace(path) { try SendableBox(RouteSocket.connect(path)) }.value
         } else {
             sock = try RouteSocket.connect("current netns")
         }

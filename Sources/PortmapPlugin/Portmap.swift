@@ -30,10 +30,7 @@ public struct Portmap: CNIPlugin {
     }
 
     func nft(_ what: String, _ body: () throws -> Void) throws {
-        do { try body() } catch let e as NFTError {
-            throw CNIError(code: e.errno == 11 || e.errno == 16 ? .tryAgainLater : .internal,
-                           msg: "portmap \(what): \(e)")
-        }
+        try CNIError.mapping("portmap \(what)", body)
     }
 
     // MARK: ADD

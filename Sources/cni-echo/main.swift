@@ -12,6 +12,7 @@
 
 import CNI
 import NetTypes
+import SystemKit
 
 struct Echo: CNIPlugin {
     func add(_ r: CNIRequest) throws -> CNIResult {
@@ -75,16 +76,9 @@ struct Echo: CNIPlugin {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 func appendLine(_ path: String, _ bytes: [UInt8]) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw CNIError.ioFailure("open", path, errno: errno) }
-    defer { close(fd) }
-    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    if n != bytes.count { throw CNIError.ioFailure("write", path, errno: errno) }
+    let fd = try FileDescriptor.open(path, [.writeOnly, .create, .append], permissions: 0o644)
+    try fd.closeAfter { () throws(SystemError) in try fd.writeAll(bytes, context: path) }
 }
 
 PluginMain.run(Echo(), about: "cni-echo: a CNI plugin for tests that reports what it received")

@@ -4,20 +4,19 @@
 //
 //     nft-bench [iterations] [fill]
 
-import CNetlabShims
 import NFTables
 import NetTypes
-#if canImport(Glibc)
+import SystemKit
 import Glibc
-#endif
 
 let args = CommandLine.arguments
 let iterations = args.count > 1 ? Int(args[1]) ?? 300 : 300
 let fill = args.count > 2 ? Int(args[2]) ?? 10_000 : 10_000
 
-let rc = netlab_nft_unshare_net()
-guard rc == 0 else {
-    print("nft-bench: unshare(CLONE_NEWNET) failed: errno \(-rc) (needs root)")
+do {
+    try Namespaces.unshareNetwork()
+} catch {
+    print("nft-bench: \(error) (needs root)")
     exit(1)
 }
 

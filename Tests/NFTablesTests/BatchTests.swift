@@ -2,6 +2,7 @@ import Foundation
 import NFTables
 import NetTypes
 import TestSupport
+import SystemKit
 import XCTest
 
 final class BatchTests: XCTestCase {
@@ -34,7 +35,7 @@ final class BatchTests: XCTestCase {
             guard let e = error as? NFTError else { return XCTFail("\(error)") }
             XCTAssertEqual(e.operation, "add rule")
             XCTAssertEqual(e.object, "inet netlab/postrouting")
-            XCTAssertEqual(e.errno, ENOENT)
+            XCTAssertEqual(e.errno, Errno(ENOENT))
             XCTAssertEqual(e.index, 3)
         }
         XCTAssertEqual(w.ruleset(), before)
@@ -64,7 +65,7 @@ final class BatchTests: XCTestCase {
         try w.apply { $0.addElements(pm, [e]) }
         XCTAssertThrowsError(try w.apply { $0.addElements(pm, [e]) }) { error in
             let n = error as? NFTError
-            XCTAssertEqual(n?.errno, EEXIST, "\(error)")
+            XCTAssertEqual(n?.errno, Errno(EEXIST), "\(error)")
             XCTAssertEqual(n?.operation, "add element")
             XCTAssertEqual(n?.object, "inet netlab map portmap_v4")
             XCTAssertEqual(n?.index, 0)
@@ -80,11 +81,11 @@ final class BatchTests: XCTestCase {
 
         XCTAssertThrowsError(try w.apply { $0.deleteElements(pm, [other]) }) { error in
             let n = error as? NFTError
-            XCTAssertEqual(n?.errno, ENOENT, "\(error)")
+            XCTAssertEqual(n?.errno, Errno(ENOENT), "\(error)")
             XCTAssertEqual(n?.operation, "delete element")
         }
         XCTAssertThrowsError(try w.apply { $0.addElements(masq, [SetElement(.prefix(CIDR("10.88.0.0/16")!))]) }) { error in
-            XCTAssertEqual((error as? NFTError)?.errno, EEXIST, "\(error)")
+            XCTAssertEqual((error as? NFTError)?.errno, Errno(EEXIST), "\(error)")
         }
         try w.apply { $0.deleteElements(pm, [e]) }
         XCTAssertEqual(try w.sock.elements(of: pm), [])
@@ -131,7 +132,7 @@ final class BatchTests: XCTestCase {
 
     func testOpeningMissingNamespaceFails() {
         XCTAssertThrowsError(try NFTSocket(namespacePath: "/run/netns/does-not-exist-\(getpid())")) { error in
-            XCTAssertEqual((error as? NFTError)?.errno, ENOENT, "\(error)")
+            XCTAssertEqual((error as? NFTError)?.errno, Errno(ENOENT), "\(error)")
         }
     }
 }

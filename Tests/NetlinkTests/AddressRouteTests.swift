@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NetTypes
 import TestSupport
+import SystemKit
 import XCTest
 
 final class AddressRouteTests: XCTestCase {
@@ -90,7 +91,7 @@ final class AddressRouteTests: XCTestCase {
             let e = e as! NetlinkError
             XCTAssertEqual(e.operation, "add route")
             XCTAssertTrue(e.object.hasPrefix("10.61.0.0/16 via 192.168.78.1"), e.object)
-            XCTAssertEqual(e.errno, ENETUNREACH, "\(e)")
+            XCTAssertEqual(e.errno, Errno(ENETUNREACH), "\(e)")
             XCTAssertEqual(e.message, "Nexthop has invalid gateway", "\(e)")
         }
 

@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NetTypes
 import TestSupport
+import SystemKit
 import XCTest
 
 final class LinkTests: XCTestCase {
@@ -159,7 +160,7 @@ final class LinkTests: XCTestCase {
         XCTAssertThrowsError(try s.addBridge(name: "brx")) { e in
             let e = e as! NetlinkError
             XCTAssertTrue(e.isAlreadyExists, "\(e)")
-            XCTAssertEqual(e.errnoName, "EEXIST")
+            XCTAssertEqual(e.errno.name, "EEXIST")
             XCTAssertEqual(e.operation, "add bridge")
             XCTAssertEqual(e.object, "brx")
         }
@@ -170,14 +171,14 @@ final class LinkTests: XCTestCase {
             XCTAssertTrue((e as! NetlinkError).isNotFound, "\(e)")
         }
         XCTAssertThrowsError(try s.setMTU(99999, 1400)) { e in
-            XCTAssertEqual((e as! NetlinkError).errno, ENODEV, "\(e)")
+            XCTAssertEqual((e as! NetlinkError).errno, Errno(ENODEV), "\(e)")
         }
         XCTAssertNil(try s.link(named: "nonexistent0"))
         // The kernel's extended ack text travels with the error where the kernel sends one.
         let br = try s.requireLink(named: "brx")
         XCTAssertThrowsError(try s.setMaster(br.index, master: br.index)) { e in
             let e = e as! NetlinkError
-            XCTAssertNotEqual(e.errno, 0)
+            XCTAssertNotEqual(e.errno.rawValue, 0)
             XCTAssertFalse(e.description.isEmpty)
         }
     }

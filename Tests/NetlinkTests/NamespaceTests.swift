@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NetTypes
 import TestSupport
+import SystemKit
 import XCTest
 
 private struct Boom: Error {}
@@ -36,10 +37,10 @@ final class NamespaceTests: XCTestCase {
     func testOpenByPathAndPid() throws {
         let (world, ns) = try makeWorld(self)
         let n = try NetworkNamespace.open(path: world.path(ns[0]))
-        XCTAssertEqual(n.inode, inode(ofNamespaceAt: world.path(ns[0])))
+        XCTAssertEqual(try n.inode, inode(ofNamespaceAt: world.path(ns[0])))
         XCTAssertEqual(try NetworkNamespace.open(pid: getpid()).inode, inode(ofNamespaceAt: "/proc/self/ns/net"))
         XCTAssertThrowsError(try NetworkNamespace.open(path: "/run/netns/does-not-exist-\(getpid())")) {
-            XCTAssertEqual(($0 as! NetlinkError).errno, ENOENT)
+            XCTAssertEqual(($0 as! NetlinkError).errno, Errno(ENOENT))
         }
     }
 

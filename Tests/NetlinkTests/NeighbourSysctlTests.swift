@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NetTypes
 import TestSupport
+import SystemKit
 import XCTest
 
 final class NeighbourSysctlTests: XCTestCase {
@@ -103,7 +104,7 @@ final class NeighbourSysctlTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8), outside,
                        "the machine's own namespace is untouched")
         XCTAssertThrowsError(try Sysctl.set("net/ipv4/conf/nosuchdev/rp_filter", "1", namespace: ns[0])) {
-            XCTAssertEqual(($0 as! NetlinkError).errno, ENOENT)
+            XCTAssertEqual(($0 as! NetlinkError).errno, Errno(ENOENT))
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NetTypes
 import TestSupport
+import SystemKit
 import XCTest
 
 /// A world with one netns and a RouteSocket opened inside it.

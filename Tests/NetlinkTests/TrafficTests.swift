@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NetTypes
 import TestSupport
+import SystemKit
 import XCTest
 
 /// Two containers on a bridge in a "host" netns, built only through the module, reach each other.

@@ -1,6 +1,7 @@
 @testable import Netlink
 import CNetlink
 import NetTypes
+import SystemKit
 import XCTest
 
 /// Pure unit tests: no namespaces, no kernel.
@@ -23,7 +24,7 @@ final class NetlinkUnitTests: XCTestCase {
         for code in [ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL] {
             XCTAssertTrue(NetlinkError(operation: "x", object: "y", errno: code).isNotFound, "\(code)")
         }
-        XCTAssertTrue(NetlinkError(operation: "x", object: "y", errno: EBUSY).isBusy)
+        XCTAssertTrue(NetlinkError(operation: "x", object: "y", errno: EBUSY).kind == .busy)
     }
 
     func testSysctlKeyForms() {
@@ -36,7 +37,7 @@ final class NetlinkUnitTests: XCTestCase {
     func testNamedNamespacePaths() {
         XCTAssertEqual(NetworkNamespace.path(named: "blue"), "/run/netns/blue")
         XCTAssertEqual(NetworkNamespace.path(named: "/proc/1/ns/net"), "/proc/1/ns/net")
-        XCTAssertThrowsError(try NetworkNamespace.create(named: "../evil")) { XCTAssertEqual(($0 as! NetlinkError).errno, EINVAL) }
+        XCTAssertThrowsError(try NetworkNamespace.create(named: "../evil")) { XCTAssertEqual(($0 as! NetlinkError).errno, Errno(EINVAL)) }
     }
 }
 

@@ -1,12 +1,11 @@
-// C helpers for what Swift cannot import or cannot do safely: static inline functions and
-// macros of libnl/libnftnl/kernel headers, and process creation (clone/unshare before exec).
-// Every symbol is prefixed `netlab_`. One header per area, each owned by one Swift module:
-//   netlink_shims.h  -> Netlink     nft_shims.h -> NFTables     process_shims.h -> Runtime
+// C helpers for what Swift cannot import or cannot do safely: system calls glibc hides
+// without _GNU_SOURCE, and process creation (what must happen between clone and exec).
+// Every symbol is prefixed `netlab_`. Only SystemKit (system_shims.h) and Runtime
+// (process_shims.h) import this module.
 #ifndef CNETLABSHIMS_H
 #define CNETLABSHIMS_H
 
-#include "netlink_shims.h"
-#include "nft_shims.h"
+#include "system_shims.h"
 #include "process_shims.h"
 
 #endif
