@@ -9,6 +9,7 @@ public enum Delegate {
     public static func add(type: String, config: [UInt8], request: CNIRequest,
                            environment overrides: [String: String] = [:]) throws(CNIError) -> CNIResult {
         let out = try invoke(type: type, command: .add, config: config, request: request, overrides: overrides)
+        // The delegate parsed the same config already; a version-less one decodes as the result says.
         let version = (try? JSONValue.parse(config))?["cniVersion"]?.stringValue
         return try CNIResult.decode(out, version: version)
     }

@@ -85,6 +85,19 @@ public struct CNIError: Error, Hashable, Sendable, CustomStringConvertible {
         return CNIError(code: .internal, msg: context.map { "\($0): \(error)" } ?? "\(error)")
     }
 
+    /// The failures of independent steps (DEL's and GC's, which go on past a failure) as one
+    /// error, nil when there are none. One failure is `wrapping(_:context:)` of it. Several
+    /// keep their code when they all share it (so "try again later" survives), else 999; msg
+    /// lists every failure's msg, details every non-empty details.
+    public static func combining(_ errors: [any Error], context: String? = nil) -> CNIError? {
+        guard errors.count > 1 else { return errors.first.map { wrapping($0, context: context) } }
+        let all = errors.map { wrapping($0) }
+        let code = all.allSatisfy { $0.code == all[0].code } ? all[0].code : .internal
+        let msg = all.map(\.msg).joined(separator: "; ")
+        return CNIError(code: code, msg: context.map { "\($0): \(msg)" } ?? msg,
+                        details: all.map(\.details).filter { !$0.isEmpty }.joined(separator: "; "))
+    }
+
     // MARK: the wire format
 
     /// The spec's error object for `version`.
@@ -97,6 +110,7 @@ public struct CNIError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// Reads a plugin's error output; nil when it is not an error object.
     public static func parse(_ bytes: [UInt8]) -> CNIError? {
+        // Output that is not JSON is no error object: the caller reports the raw output instead.
         guard let v = try? JSONValue.parse(bytes), let code = v["code"]?.intValue else { return nil }
         return CNIError(code: Code(rawValue: code), msg: v["msg"]?.stringValue ?? "",
                         details: v["details"]?.stringValue ?? "")

@@ -47,6 +47,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 
 extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
+        // Each `try?` below probes which JSON type the value is; the last try reports a mismatch.
         if var a = try? decoder.unkeyedContainer() {
             var out: [JSONValue] = []
             while !a.isAtEnd { out.append(try a.decode(JSONValue.self)) }

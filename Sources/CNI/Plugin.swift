@@ -2,11 +2,8 @@
 // reads the CNI environment and stdin, validates them per verb, dispatches, and writes the
 // result or the spec's error JSON.
 
-import SystemKit
-
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemKit
 
 /// A CNI plugin. Only `add` and `del` are required.
 public protocol CNIPlugin {
@@ -90,6 +87,12 @@ public struct CNIRequest: Sendable {
         try config.decode(T.self)
     }
 
+    /// The plugin's configuration, decoded and validated the one way every plugin does it
+    /// (see `PluginConfiguration`).
+    public func pluginConfig<C: PluginConfiguration>(_ type: C.Type) throws(CNIError) -> C {
+        try C(decodeConfig(C.Options.self), request: self)
+    }
+
     /// Parses CNI_ARGS: pairs separated by ";", each "KEY=VALUE". A pair without "=" is code 4.
     public static func parseArgs(_ text: String) throws(CNIError) -> [(String, String)] {
         var out: [(String, String)] = []
@@ -101,6 +104,16 @@ public struct CNIRequest: Sendable {
         }
         return out
     }
+}
+
+/// A plugin's own configuration, read the same way by every plugin in two steps: `Options`,
+/// the keys as written (every one optional, decoded from the whole network config: code 6 for
+/// a wrong type, the field path in the message), then `init(_:request:)`, which checks each
+/// value, fills in the defaults and keeps typed values (code 7 naming the field when a value
+/// is invalid). Verbs get it with `request.pluginConfig(MyConfig.self)`.
+public protocol PluginConfiguration {
+    associatedtype Options: Decodable
+    init(_ options: Options, request: CNIRequest) throws(CNIError)
 }
 
 public enum PluginMain {
@@ -130,67 +143,95 @@ public enum PluginMain {
     /// The whole protocol without the process: returns what goes on stdout and the exit code.
     public static func execute(_ plugin: some CNIPlugin, environment env: [String: String],
                                stdin: [UInt8]) -> (stdout: [UInt8], exitCode: Int32) {
-        // Errors are written in the config's version when it names one we speak, even when
-        // the error is found before the config is parsed (e.g. a missing variable).
-        var version = CNIVersion.current
-        if let v = (try? JSONValue.parse(stdin))?["cniVersion"]?.stringValue, CNIVersion.supported.contains(v) {
-            version = v
-        }
         do throws(CNIError) {
             let supported = plugin.supportedVersions.filter { CNIVersion.supported.contains($0) }
-            guard let cmdText = env["CNI_COMMAND"], !cmdText.isEmpty else {
-                throw CNIError.invalidEnvironment("required env variables [CNI_COMMAND] missing")
-            }
-            guard let cmd = CNICommand(rawValue: cmdText) else {
-                throw CNIError.invalidEnvironment("unknown CNI_COMMAND: \(cmdText)")
-            }
+            let cmd = try command(env)
             if cmd == .version {
                 let info: JSONValue = ["cniVersion": .string(CNIVersion.current),
                                        "supportedVersions": .array(supported.map { .string($0) })]
                 return (info.serialized(), 0)
             }
-            try requireEnvironment(env, for: cmd)
-            let json = try JSONValue.parse(stdin, what: "network config")
-            let config = try NetworkConfig(json: json, supportedVersions: supported)
-            switch cmd {
-            case .check where !CNIVersion.atLeast(config.cniVersion, .v0_4_0):
-                throw CNIError.incompatibleVersion("config version \(config.cniVersion) does not allow CHECK",
-                                                   details: "CHECK needs 0.4.0 or later")
-            case .status where !CNIVersion.atLeast(config.cniVersion, .v1_1_0),
-                 .gc where !CNIVersion.atLeast(config.cniVersion, .v1_1_0):
-                throw CNIError.incompatibleVersion("config version \(config.cniVersion) does not allow \(cmd.rawValue)",
-                                                   details: "\(cmd.rawValue) needs 1.1.0 or later")
-            default: break
-            }
-            try validateNetworkName(config.name)
-            if cmd == .add || cmd == .del || cmd == .check {
-                try validateContainerID(env["CNI_CONTAINERID"] ?? "")
-                try validateInterfaceName(env["CNI_IFNAME"] ?? "")
-            }
-            let request = CNIRequest(
-                command: cmd, containerID: env["CNI_CONTAINERID"] ?? "",
-                netns: env["CNI_NETNS"].flatMap { $0.isEmpty ? nil : $0 },
-                ifName: env["CNI_IFNAME"] ?? "", args: try CNIRequest.parseArgs(env["CNI_ARGS"] ?? ""),
-                path: (env["CNI_PATH"] ?? "").split(separator: ":").map(String.init),
-                configBytes: stdin, config: config, environment: env)
-            do {
-                switch cmd {
-                case .add:
-                    let result = try plugin.add(request)
-                    return (try result.encoded(version: config.cniVersion), 0)
-                case .del: try plugin.del(request)
-                case .check: try plugin.check(request)
-                case .status: try plugin.status(request)
-                case .gc: try plugin.gc(request)
-                case .version: break
-                }
-            } catch {
-                throw CNIError.wrapping(error)
-            }
-            return ([], 0)
+            let request = try request(cmd, environment: env, stdin: stdin, supportedVersions: supported)
+            return (try dispatch(plugin, request), 0)
         } catch {
-            return (error.json(version: version).serialized(), 1)
+            return (error.json(version: errorVersion(stdin)).serialized(), 1)
         }
+    }
+
+    /// The version errors are written in: the config's when it names one we speak, even when
+    /// the error is found before the config is parsed (e.g. a missing variable).
+    static func errorVersion(_ stdin: [UInt8]) -> String {
+        // A config that does not parse names no version: the error is written in ours.
+        if let v = (try? JSONValue.parse(stdin))?["cniVersion"]?.stringValue, CNIVersion.supported.contains(v) {
+            return v
+        }
+        return CNIVersion.current
+    }
+
+    /// CNI_COMMAND as a verb (code 4 when it is missing or unknown).
+    static func command(_ env: [String: String]) throws(CNIError) -> CNICommand {
+        guard let text = env["CNI_COMMAND"], !text.isEmpty else {
+            throw CNIError.invalidEnvironment("required env variables [CNI_COMMAND] missing")
+        }
+        guard let cmd = CNICommand(rawValue: text) else {
+            throw CNIError.invalidEnvironment("unknown CNI_COMMAND: \(text)")
+        }
+        return cmd
+    }
+
+    /// Everything a verb runs on, checked in this order: the verb's variables (code 4), the
+    /// config (6, 7, 1), the verb against the config's version (1), the network name (7),
+    /// the container ID and interface name (4, 7).
+    static func request(_ cmd: CNICommand, environment env: [String: String], stdin: [UInt8],
+                        supportedVersions: [String]) throws(CNIError) -> CNIRequest {
+        try requireEnvironment(env, for: cmd)
+        let json = try JSONValue.parse(stdin, what: "network config")
+        let config = try NetworkConfig(json: json, supportedVersions: supportedVersions)
+        try requireVersion(config.cniVersion, allows: cmd)
+        try validateNetworkName(config.name)
+        if cmd == .add || cmd == .del || cmd == .check {
+            try validateContainerID(env["CNI_CONTAINERID"] ?? "")
+            try validateInterfaceName(env["CNI_IFNAME"] ?? "")
+        }
+        return CNIRequest(
+            command: cmd, containerID: env["CNI_CONTAINERID"] ?? "",
+            netns: env["CNI_NETNS"].flatMap { $0.isEmpty ? nil : $0 },
+            ifName: env["CNI_IFNAME"] ?? "", args: try CNIRequest.parseArgs(env["CNI_ARGS"] ?? ""),
+            path: (env["CNI_PATH"] ?? "").split(separator: ":").map(String.init),
+            configBytes: stdin, config: config, environment: env)
+    }
+
+    /// CHECK needs a 0.4.0 config, STATUS and GC a 1.1.0 one (code 1 otherwise).
+    static func requireVersion(_ version: String, allows cmd: CNICommand) throws(CNIError) {
+        switch cmd {
+        case .check where !CNIVersion.atLeast(version, .v0_4_0):
+            throw CNIError.incompatibleVersion("config version \(version) does not allow CHECK",
+                                               details: "CHECK needs 0.4.0 or later")
+        case .status where !CNIVersion.atLeast(version, .v1_1_0),
+             .gc where !CNIVersion.atLeast(version, .v1_1_0):
+            throw CNIError.incompatibleVersion("config version \(version) does not allow \(cmd.rawValue)",
+                                               details: "\(cmd.rawValue) needs 1.1.0 or later")
+        default: return
+        }
+    }
+
+    /// Runs the verb and returns what goes on stdout. Whatever the plugin throws becomes a
+    /// CNIError by the one mapping (`CNIError.wrapping`): a SystemError keeps its kind's code
+    /// and the kernel's text.
+    static func dispatch(_ plugin: some CNIPlugin, _ r: CNIRequest) throws(CNIError) -> [UInt8] {
+        do {
+            switch r.command {
+            case .add: return try plugin.add(r).encoded(version: r.cniVersion)
+            case .del: try plugin.del(r)
+            case .check: try plugin.check(r)
+            case .status: try plugin.status(r)
+            case .gc: try plugin.gc(r)
+            case .version: break
+            }
+        } catch {
+            throw CNIError.wrapping(error)
+        }
+        return []
     }
 
     /// The variables each verb needs (as the reference skel): CNI_COMMAND always; ADD and CHECK

@@ -77,6 +77,7 @@ public struct CNIRuntime: Sendable {
         try validate(list, rt)
         var cached: CNIResult?
         if CNIVersion.atLeast(list.cniVersion, .v0_4_0) {
+            // As libcni: an unreadable cache entry must not block DEL; the plugins clean up without it.
             cached = try? cachedResult(network: list.name, containerID: rt.containerID, ifName: rt.ifName)?
                 .converted(to: list.cniVersion)
         }
@@ -123,6 +124,7 @@ public struct CNIRuntime: Sendable {
         for entry in try cachedAttachments(network: list.name)
         where !valid.contains(Attachment(containerID: entry.containerID, ifname: entry.ifName)) {
             do throws(CNIError) {
+                // An unreadable cached config falls back to the current list (same network name).
                 let cachedList = (try? NetworkConfigList(bytes: entry.config)) ?? list
                 try delNetworkList(cachedList, entry.runtimeConf)
             } catch {
@@ -205,7 +207,9 @@ public struct CNIRuntime: Sendable {
     public func cachedAttachments(network: String) throws(CNIError) -> [CachedAttachment] {
         let dir = cacheDirectory + "/results"
         var out: [CachedAttachment] = []
-        for name in try io { () throws(SystemError) in try Files.listIfPresent(dir) } where name.hasPrefix(network + "-") && !name.contains(".tmp.") {
+        let names = try io { () throws(SystemError) in try Files.listIfPresent(dir) }
+        for name in names where name.hasPrefix(network + "-") && !name.contains(".tmp.") {
+            // As libcni: a damaged entry is no attachment (another network's "<net>-x" prefix too).
             guard let entry = try? readCache(dir + "/" + name), entry.networkName == network else { continue }
             out.append(entry)
         }

@@ -162,6 +162,32 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// The one way plugins read their options: `Options` decoded (code 6 for a wrong type),
+    /// then validated into typed values with defaults (code 7 naming the field).
+    func testPluginConfiguration() throws {
+        struct Knob: PluginConfiguration {
+            struct Options: Decodable { var level: Int? }
+            var level: Int
+            init(_ o: Options, request: CNIRequest) throws(CNIError) {
+                level = o.level ?? 3
+                guard (1...9).contains(level) else { throw CNIError.invalidConfig("level: \(level) is not in 1-9") }
+            }
+        }
+        func request(_ json: String) throws -> CNIRequest {
+            let b = bytes(json)
+            return CNIRequest(command: .add, configBytes: b, config: try NetworkConfig(bytes: b))
+        }
+        XCTAssertEqual(try request(#"{"cniVersion":"1.0.0","name":"n","type":"knob"}"#).pluginConfig(Knob.self).level, 3)
+        XCTAssertEqual(try request(#"{"cniVersion":"1.0.0","name":"n","type":"knob","level":5}"#).pluginConfig(Knob.self).level, 5)
+        XCTAssertThrowsError(try request(#"{"cniVersion":"1.0.0","name":"n","type":"knob","level":12}"#).pluginConfig(Knob.self)) {
+            XCTAssertEqual($0 as? CNIError, CNIError.invalidConfig("level: 12 is not in 1-9"))
+        }
+        XCTAssertThrowsError(try request(#"{"cniVersion":"1.0.0","name":"n","type":"knob","level":"high"}"#).pluginConfig(Knob.self)) {
+            XCTAssertEqual(($0 as? CNIError)?.code, 6)
+            XCTAssertTrue(($0 as? CNIError)?.msg.contains("level") ?? false, "\($0)")
+        }
+    }
+
     func testConfigErrors() {
         XCTAssertEqual(code { _ = try NetworkConfig(bytes: bytes("not json")) }, 6)
         XCTAssertEqual(code { _ = try NetworkConfig(bytes: bytes("[1,2]")) }, 6)
