@@ -14,8 +14,8 @@ public struct HostLocal: CNIPlugin {
     /// the DNS settings of `resolvConf`. IPs carry no `interface` index, as the reference's.
     public func add(_ r: CNIRequest) throws -> CNIResult {
         try mapped {
-            let net = try HostLocalRequest(r)
-            let requested = try net.requestedIPs()
+            let net = try r.pluginConfig(HostLocalConfig.self)
+            let requested = try net.requestedIPs(r)
             let out = try net.allocator().add(containerID: r.containerID, ifName: r.ifName, requested: requested)
             return CNIResult(cniVersion: r.cniVersion,
                              ips: out.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway) },
@@ -27,7 +27,7 @@ public struct HostLocal: CNIPlugin {
     /// DEL: releases what the container ID + interface holds; nothing held is success.
     public func del(_ r: CNIRequest) throws {
         try mapped {
-            let net = try HostLocalRequest(r)
+            let net = try r.pluginConfig(HostLocalConfig.self)
             try net.allocator().release(containerID: r.containerID, ifName: r.ifName)
         }
     }
@@ -35,7 +35,7 @@ public struct HostLocal: CNIPlugin {
     /// CHECK: the attachment still holds an address in every range set.
     public func check(_ r: CNIRequest) throws {
         try mapped {
-            let net = try HostLocalRequest(r)
+            let net = try r.pluginConfig(HostLocalConfig.self)
             try net.allocator().check(containerID: r.containerID, ifName: r.ifName)
         }
     }
@@ -46,7 +46,7 @@ public struct HostLocal: CNIPlugin {
     public func gc(_ r: CNIRequest) throws {
         try mapped {
             guard let valid = r.config.validAttachments else { return }
-            let net = try HostLocalRequest(r)
+            let net = try r.pluginConfig(HostLocalConfig.self)
             try net.allocator().gc(validAttachments: valid.map { AttachmentID(containerID: $0.containerID, ifName: $0.ifname) })
         }
     }
@@ -55,13 +55,12 @@ public struct HostLocal: CNIPlugin {
     /// address left (ADD needs one from every set). Both are code 50, "plugin not available":
     /// containers that already have addresses keep them, so 51 never applies.
     public func status(_ r: CNIRequest) throws {
-        let net: HostLocalRequest
-        do { net = try HostLocalRequest(r) } catch { throw HostLocal.cniError(error) }
+        let net = try r.pluginConfig(HostLocalConfig.self)
         let usage: [RangeSetUsage]
         do {
             usage = try net.allocator().usage()
         } catch let e as IPAMError {
-            guard case .io = e else { throw HostLocal.cniError(e) }  // e.g. a network name that is no directory name
+            guard case .io = e else { throw e.cniError }  // e.g. a network name that is no directory name
             throw CNIError(code: .notAvailable,
                            msg: "data directory \(net.networkDirectory) is not usable: \(e.message)",
                            details: e.details)
@@ -81,7 +80,7 @@ public struct HostLocal: CNIPlugin {
     public static func cniError(_ error: any Error) -> CNIError {
         switch error {
         case let e as CNIError: return e
-        case let e as IPAMError: return CNIError(code: CNIError.Code(rawValue: e.cniCode), msg: e.message, details: e.details)
+        case let e as IPAMError: return e.cniError
         default: return CNIError.wrapping(error)
         }
     }
@@ -95,38 +94,40 @@ public struct HostLocal: CNIPlugin {
     }
 }
 
-/// One invocation's view of the network: the validated `ipam` settings (with the
-/// `ipRanges` capability merged) and where its state lives.
-struct HostLocalRequest {
-    let request: CNIRequest
-    let settings: IPAMSettings
-    var network: String { request.config.name }
+/// host-local's configuration: the `ipam` section validated (with the `ipRanges` capability
+/// merged) and where its state lives.
+struct HostLocalConfig: PluginConfiguration {
+    struct Options: Decodable {
+        var ipam: IPAMConfig?
+    }
 
-    init(_ r: CNIRequest) throws {
-        request = r
-        guard let ipam = r.config.ipam, !ipam.isNull else {
+    let network: String
+    let settings: IPAMSettings
+
+    init(_ options: Options, request r: CNIRequest) throws(CNIError) {
+        guard let ipam = options.ipam else {
             throw CNIError.invalidConfig("network config has no \"ipam\" object; host-local reads its ranges from "
                 + "ipam (e.g. \"ipam\": {\"type\": \"host-local\", \"subnet\": \"10.22.0.0/16\"})")
         }
-        let config = try ipam.decode(IPAMConfig.self, what: "ipam")
         let runtimeRanges = (r.config.runtimeConfig.ipRanges ?? []).map { set in
             set.map { RangeConfig(subnet: $0.subnet.description, rangeStart: $0.rangeStart?.description,
                                   rangeEnd: $0.rangeEnd?.description, gateway: $0.gateway?.description) }
         }
-        settings = try IPAMSettings(config, runtimeIPRanges: runtimeRanges)
+        network = r.config.name
+        do {
+            settings = try IPAMSettings(ipam, runtimeIPRanges: runtimeRanges)
+        } catch {
+            throw HostLocal.cniError(error)
+        }
     }
 
     /// `<dataDir>/<network>`, as the disk store names it (for messages).
-    var networkDirectory: String {
-        var base = settings.dataDir
-        while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
-        return (base == "/" ? "" : base) + "/" + network
-    }
+    var networkDirectory: String { DiskStore.directory(network: network, dataDir: settings.dataDir) }
 
     func allocator() throws -> Allocator { try Allocator(network: network, settings: settings) }
 
     /// Requested addresses: `CNI_ARGS` `IP=`, then `args.cni.ips`, then `runtimeConfig.ips`.
-    func requestedIPs() throws -> [IPAddress] {
+    func requestedIPs(_ request: CNIRequest) throws -> [IPAddress] {
         var argsIPs: [String] = []
         if let ips = request.config.args?["cni"]?["ips"], !ips.isNull {
             guard let list = ips.arrayValue else {

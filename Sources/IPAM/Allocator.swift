@@ -73,6 +73,7 @@ public struct Allocator {
                     done.append(try allocate(in: set, index: i, for: attachment, requested: wanted[i], existing: existing))
                 }
             } catch {
+                // Best-effort undo: the error that stopped the allocation is what the caller must see.
                 for a in done { try? store.release(a.address.address) }
                 throw error
             }
@@ -97,6 +98,8 @@ public struct Allocator {
         if let held = existing.first(where: { ($0.isExactly(a) || $0.isLegacy(of: a)) && set.contains($0.address) }) {
             throw IPAMError.alreadyAllocated(containerID: a.containerID, ifName: a.ifName, address: held.address)
         }
+        // Only the round-robin start: an unreadable last_reserved_ip starts at the range's
+        // beginning, as the reference does; exclusive creation still prevents double use.
         var cursor = RangeCursor(set: set, lastReserved: try? store.lastReservedIP(rangeSetIndex: index))
         while let (ip, r) = cursor.next() {
             if try store.reserve(ip, for: a, rangeSetIndex: index) {

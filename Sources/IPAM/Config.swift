@@ -109,7 +109,7 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
             throw IPAMError.invalidConfig("\(label): rangeStart \(start) is not in subnet \(cidr)")
         }
         let last = cidr.lastAddress
-        let end = try parse(c.rangeEnd, "rangeEnd") ?? (cidr.family == .v4 ? last.previous! : last)
+        let end = try parse(c.rangeEnd, "rangeEnd") ?? (cidr.broadcastAddress?.previous ?? last)
         guard cidr.contains(end) else {
             throw IPAMError.invalidConfig("\(label): rangeEnd \(end) is not in subnet \(cidr)")
         }
@@ -132,7 +132,7 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
     /// Addresses the allocator never hands out: the network address, the IPv4 broadcast
     /// address and the gateway.
     public func isReserved(_ ip: IPAddress) -> Bool {
-        ip == gateway || ip == subnet.networkAddress || (family == .v4 && ip == subnet.lastAddress)
+        ip == gateway || ip == subnet.networkAddress || ip == subnet.broadcastAddress
     }
 
     /// How many addresses this range can hand out (saturating at Int64.max).
@@ -140,7 +140,7 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         guard let d = rangeStart.distance(to: rangeEnd), d < Int64.max else { return Int64.max }
         var n = d + 1
         var excluded: Set<IPAddress> = [gateway, subnet.networkAddress]
-        if family == .v4 { excluded.insert(subnet.lastAddress) }
+        if let broadcast = subnet.broadcastAddress { excluded.insert(broadcast) }
         for ip in excluded where contains(ip) { n -= 1 }
         return n
     }

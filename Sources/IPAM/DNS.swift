@@ -2,6 +2,7 @@
 // and the routes and addresses of an ADD.
 
 import NetTypes
+import SystemKit
 
 /// DNS settings as the CNI result carries them.
 public struct DNSSettings: Codable, Hashable, Sendable {
@@ -38,10 +39,8 @@ public struct DNSSettings: Codable, Hashable, Sendable {
 
     /// Reads and parses the resolv.conf at `path`. A missing file is an error (code 5).
     public init(resolvConfPath path: String) throws {
-        guard let text = try FileSystem.read(path) else {
-            throw IPAMError.io(operation: "open resolvConf", path: path, errno: 2)
-        }
-        self.init(resolvConf: text)
+        let bytes = try storeCall(context: "ipam.resolvConf") { () throws(SystemError) in try Files.read(path) }
+        self.init(resolvConf: String(decoding: bytes, as: UTF8.self))
     }
 }
 

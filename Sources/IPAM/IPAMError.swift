@@ -1,7 +1,10 @@
 // The errors host-local's logic reports. Each says what failed and what to change;
-// the CNI glue maps them to the spec's error codes with `cniCode`.
+// `cniError` is the CNI error of the same meaning (a store failure through the one mapping
+// of system errors, `CNIError(_:context:)`).
 
+import CNI
 import NetTypes
+import SystemKit
 
 /// An IPAM failure: a configuration problem, an address that cannot be handed out,
 /// or a file-system error on the allocation store.
@@ -17,16 +20,21 @@ public enum IPAMError: Error, Equatable, Sendable, CustomStringConvertible {
     case notAllocated(containerID: String, ifName: String, rangeSet: String)
     /// The attachment already holds an address in this range set (ADD twice). CNI code 999.
     case alreadyAllocated(containerID: String, ifName: String, address: IPAddress)
-    /// A system call on the store failed. CNI code 5 (I/O failure).
-    case io(operation: String, path: String, errno: Int32)
+    /// A system call on the store (or on `resolvConf`) failed; `context` names what was
+    /// being read when the path alone does not. CNI code as the system error's kind says:
+    /// 5 (I/O failure) for a file, 11 for a busy or transient one.
+    case io(SystemError, context: String? = nil)
 
     /// The CNI error code this maps to (spec "Error" codes).
-    public var cniCode: Int {
+    public var cniCode: Int { cniError.code.rawValue }
+
+    /// The CNI error of the same meaning.
+    public var cniError: CNIError {
         switch self {
-        case .invalidConfig: return 7
-        case .rangeExhausted, .addressInUse: return 11
-        case .notAllocated, .alreadyAllocated: return 999
-        case .io: return 5
+        case .invalidConfig: return CNIError(code: .invalidNetworkConfig, msg: message)
+        case .rangeExhausted, .addressInUse: return CNIError(code: .tryAgainLater, msg: message)
+        case .notAllocated, .alreadyAllocated: return CNIError(code: .internal, msg: message)
+        case .io(let e, let context): return CNIError(e, context: context)
         }
     }
 
@@ -46,40 +54,25 @@ public enum IPAMError: Error, Equatable, Sendable, CustomStringConvertible {
         case .alreadyAllocated(let id, let ifName, let ip):
             return "\(ip) is already allocated to container \(id) interface \(ifName); "
                 + "duplicate allocation is not allowed (run DEL first)"
-        case .io(let op, let path, let errno):
-            return "\(op) \(path): \(IPAMError.errnoName(errno)) (errno \(errno))"
+        case .io(let e, let context):
+            return context.map { "\($0): \(e)" } ?? "\(e)"
         }
     }
 
-    /// Detail for the CNI error's `details` field.
+    /// Detail for the CNI error's `details` field: the system's own words, when there are some.
     public var details: String {
-        switch self {
-        case .io(_, _, let errno): return "errno \(errno)"
-        default: return ""
-        }
+        if case .io(let e, _) = self { return e.message ?? "" }
+        return ""
     }
 
     public var description: String { message }
+}
 
-    static func errnoName(_ e: Int32) -> String {
-        switch e {
-        case 1: return "operation not permitted"
-        case 2: return "no such file or directory"
-        case 4: return "interrupted system call"
-        case 5: return "input/output error"
-        case 9: return "bad file descriptor"
-        case 12: return "cannot allocate memory"
-        case 13: return "permission denied"
-        case 17: return "file exists"
-        case 20: return "not a directory"
-        case 21: return "is a directory"
-        case 22: return "invalid argument"
-        case 24: return "too many open files"
-        case 28: return "no space left on device"
-        case 30: return "read-only file system"
-        case 36: return "file name too long"
-        case 37: return "no locks available"
-        default: return "system error"
-        }
+/// Runs a system-layer call of the store; its SystemError becomes `IPAMError.io`.
+func storeCall<T>(context: String? = nil, _ body: () throws(SystemError) -> T) throws(IPAMError) -> T {
+    do {
+        return try body()
+    } catch {
+        throw IPAMError.io(error, context: context)
     }
 }

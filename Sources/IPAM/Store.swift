@@ -3,6 +3,7 @@
 
 import Glibc
 import NetTypes
+import SystemKit
 
 /// A container's interface on a network: the key every reservation is held under.
 public struct AttachmentID: Hashable, Sendable, CustomStringConvertible {
@@ -96,21 +97,31 @@ public final class MemoryStore: IPAMStore {
 /// The reference plugin's on-disk layout: in `<dataDir>/<network>/` one file per reserved
 /// address named after it, holding `containerID\r\nifName`; `last_reserved_ip.<set index>`
 /// holding the last address handed out per range set; and `lock`, flock'ed exclusively
-/// while the directory is read or changed.
+/// while the directory is read or changed. Files are created mode 0644 and never through a
+/// symlink planted in the directory (O_EXCL/O_NOFOLLOW, and rename replaces a link itself).
 public final class DiskStore: IPAMStore {
     public let directory: String
     public static let lastReservedPrefix = "last_reserved_ip."
     public static let lockFileName = "lock"
+    /// The mode of reservation and state files, as the reference plugin writes them.
+    static let fileMode: mode_t = 0o644
+    /// The mode of the data directory and the network's directory, as the reference's.
+    static let directoryMode: mode_t = 0o755
 
     /// Opens (creating) the directory of `network` under `dataDir`. A network name that
     /// could leave the data directory is rejected.
     public init(network: String, dataDir: String = IPAMConfig.defaultDataDir) throws {
         try DiskStore.validateNetworkName(network)
         guard !dataDir.isEmpty else { throw IPAMError.invalidConfig("dataDir is empty") }
+        directory = DiskStore.directory(network: network, dataDir: dataDir)
+        try storeCall { () throws(SystemError) in try Files.makeDirectories(directory, permissions: DiskStore.directoryMode) }
+    }
+
+    /// `<dataDir>/<network>`, trailing slashes of `dataDir` dropped.
+    public static func directory(network: String, dataDir: String) -> String {
         var base = dataDir
         while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
-        directory = (base == "/" ? "" : base) + "/" + network
-        try FileSystem.makeDirectories(directory)
+        return (base == "/" ? "" : base) + "/" + network
     }
 
     /// Rejects names that are empty, "." or "..", or hold '/', NUL or other control characters.
@@ -131,38 +142,51 @@ public final class DiskStore: IPAMStore {
     func path(_ name: String) -> String { directory + "/" + name }
 
     public func withLock<T>(_ body: () throws -> T) throws -> T {
-        let fd = try FileSystem.lockExclusive(path(DiskStore.lockFileName))
-        defer { close(fd) }  // closing the descriptor drops the flock
+        let lock = try storeCall { () throws(SystemError) in try FileLock(path: path(DiskStore.lockFileName)) }
+        defer { lock.unlock() }
         return try body()
     }
 
     public func reserve(_ ip: IPAddress, for a: AttachmentID, rangeSetIndex: Int) throws -> Bool {
         let contents = Reservation(address: ip, containerID: a.containerID.trimmingWhitespace(), ifName: a.ifName).fileContents
-        guard try FileSystem.createExclusive(path(ip.description), contents) else { return false }
+        let file = path(ip.description)
+        guard try storeCall({ () throws(SystemError) in
+            try Files.createExclusive(file, Array(contents.utf8), permissions: DiskStore.fileMode)
+        }) else { return false }
         do {
-            try FileSystem.replace(path(DiskStore.lastReservedPrefix + String(rangeSetIndex)), ip.description)
+            try Files.writeAtomically(path(DiskStore.lastReservedPrefix + String(rangeSetIndex)),
+                                      Array(ip.description.utf8), permissions: DiskStore.fileMode)
         } catch {
-            try? FileSystem.remove(path(ip.description))
-            throw error
+            // Undo the reservation; if that fails too, the write error is still what counts.
+            try? Files.remove(file)
+            throw IPAMError.io(error)
         }
         return true
     }
 
     public func lastReservedIP(rangeSetIndex: Int) throws -> IPAddress? {
-        guard let text = try FileSystem.read(path(DiskStore.lastReservedPrefix + String(rangeSetIndex))) else {
-            return nil
-        }
+        let file = path(DiskStore.lastReservedPrefix + String(rangeSetIndex))
+        guard let text = try storeCall({ () throws(SystemError) in try Files.readText(file) }) else { return nil }
         return IPAddress(text.trimmingWhitespace())
     }
 
-    public func release(_ ip: IPAddress) throws { try FileSystem.remove(path(ip.description)) }
+    public func release(_ ip: IPAddress) throws {
+        try storeCall { () throws(SystemError) in try Files.remove(path(ip.description)) }
+    }
 
     public func reservations() throws -> [Reservation] {
         var out: [Reservation] = []
-        for name in try FileSystem.list(directory) {
+        for name in try storeCall({ () throws(SystemError) in try Files.list(directory) }) {
             guard let ip = IPAddress(name) else { continue }  // lock, last_reserved_ip.*, strays
-            // A file that vanished or cannot be read is skipped, as the reference does.
-            guard let body = try? FileSystem.read(path(name)) else { continue }
+            let body: String?
+            do {
+                body = try Files.readText(path(name))
+            } catch {
+                // An unreadable entry (e.g. a directory named like an address) holds no
+                // reservation, as the reference skips it; its address still cannot be created.
+                continue
+            }
+            guard let body else { continue }  // removed by hand while we listed
             out.append(Reservation(address: ip, fileContents: body))
         }
         return out.sorted { $0.address < $1.address }

@@ -25,8 +25,13 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     /// The prefix with host bits cleared.
     public var network: CIDR { CIDR(address: address.masked(prefixLength), prefixLength: prefixLength)! }
     public var networkAddress: IPAddress { address.masked(prefixLength) }
-    /// The last address of the prefix (IPv4 broadcast).
+    /// The last address of the prefix.
     public var lastAddress: IPAddress { address.filled(prefixLength) }
+    /// The IPv4 broadcast address (the last address of the prefix); nil for IPv6, which has
+    /// none, and for /31 and /32, whose addresses are all hosts (RFC 3021).
+    public var broadcastAddress: IPAddress? {
+        family == .v4 && prefixLength < IPAddress.Family.v4.bitWidth - 1 ? lastAddress : nil
+    }
     public var isNetwork: Bool { address == networkAddress }
 
     public func contains(_ ip: IPAddress) -> Bool {

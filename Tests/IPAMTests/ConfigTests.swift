@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import NetTypes
+import SystemKit
 @testable import IPAM
 
 /// The network config around `ipam`, as the plugin receives it.
@@ -207,6 +208,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(fromFile, DNSSettings(nameservers: ["192.0.2.1"], search: ["x.test"]))
         XCTAssertThrowsError(try DNSSettings(resolvConfPath: dir + "/missing")) { e in
             XCTAssertEqual((e as? IPAMError)?.cniCode, 5)
+            XCTAssertEqual((e as? IPAMError)?.cniError.msg,
+                           "ipam.resolvConf: open \(dir)/missing: ENOENT (No such file or directory)")
         }
     }
 }
@@ -217,7 +220,7 @@ func makeTempDir(_ test: XCTestCase? = nil) throws -> String {
     while tmp.hasSuffix("/") { tmp.removeLast() }
     var template = Array((tmp + "/netlab-ipam-XXXXXX").utf8CString)
     let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    guard p != nil else { throw IPAMError.io(operation: "mkdtemp", path: NSTemporaryDirectory(), errno: errno) }
+    guard p != nil else { throw SystemError(operation: "mkdtemp", object: NSTemporaryDirectory(), errno: Errno.current) }
     let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     test?.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
     return path

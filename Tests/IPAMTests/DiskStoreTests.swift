@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import NetTypes
+import SystemKit
 import TestSupport
 @testable import IPAM
 
@@ -88,12 +89,50 @@ final class DiskStoreTests: XCTestCase {
         XCTAssertEqual(try DiskStore(network: "ok-net.1", dataDir: dataDir + "/").directory, dataDir + "/ok-net.1")
     }
 
-    func testIOErrorsCarryPathAndErrno() throws {
+    /// A store failure carries the system error itself (operation, path, errno) and becomes
+    /// CNI code 5 through the one mapping, its message naming all three.
+    func testIOErrorsCarryTheSystemError() throws {
         try "file".write(toFile: dataDir + "/blocker", atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try DiskStore(network: "n", dataDir: dataDir + "/blocker")) { e in
-            XCTAssertEqual(e as? IPAMError, .io(operation: "mkdir", path: dataDir + "/blocker/n", errno: ENOTDIR))
+            XCTAssertEqual(e as? IPAMError, .io(SystemError(operation: "mkdir", object: dataDir + "/blocker/n", errno: .notDirectory)))
+            let cni = (e as? IPAMError)?.cniError
+            XCTAssertEqual(cni?.code, 5)
+            XCTAssertEqual(cni?.msg, "mkdir \(dataDir)/blocker/n: ENOTDIR (Not a directory)")
+        }
+    }
+
+    /// A busy lock (EWOULDBLOCK is EAGAIN on Linux) says "try again later" (11), not "I/O failure".
+    func testTransientStoreErrorIsCode11() {
+        let e = IPAMError.io(SystemError(operation: "flock(LOCK_EX)", object: "/d/lock", errno: .tryAgain))
+        XCTAssertEqual(e.cniCode, 11)
+    }
+
+    /// Symlinks planted in the network's directory are never followed when the store writes:
+    /// a reservation file that is a link counts as taken, `last_reserved_ip` replaces the link
+    /// itself, and a `lock` link is refused (ELOOP, code 5). The link targets stay untouched.
+    func testPlantedSymlinksAreNotFollowed() throws {
+        let outside = dataDir + "/outside"
+        try "precious".write(toFile: outside, atomically: false, encoding: .utf8)
+        let dir = dataDir + "/testnet"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/10.1.0.2", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/last_reserved_ip.0", withDestinationPath: outside)
+        let a = try diskAllocator(#"{"subnet": "10.1.0.0/24"}"#)
+        // The round robin restarts at the range start (the link holds no address): .2 is taken.
+        XCTAssertEqual(try a.allocate(containerID: "ctr", ifName: "eth0").map(\.address.description), ["10.1.0.3/24"])
+        XCTAssertEqual(try String(contentsOfFile: outside, encoding: .utf8), "precious")
+        let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/last_reserved_ip.0")
+        XCTAssertEqual(attrs[.type] as? FileAttributeType, .typeRegular, "the link was replaced by a file")
+        XCTAssertEqual(contents("last_reserved_ip.0"), "10.1.0.3")
+
+        try FileManager.default.removeItem(atPath: dir + "/lock")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/lock", withDestinationPath: dataDir + "/lock-target")
+        XCTAssertThrowsError(try a.allocate(containerID: "ctr2", ifName: "eth0")) { e in
+            guard case .io(let se, _)? = e as? IPAMError else { return XCTFail("\(e)") }
+            XCTAssertEqual(se.errno, .loop)
             XCTAssertEqual((e as? IPAMError)?.cniCode, 5)
         }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dataDir + "/lock-target"), "the lock followed the link")
     }
 
     /// The lock is a real flock on `<network>/lock`: another process cannot take it while
