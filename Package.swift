@@ -41,7 +41,7 @@ let package = Package(
 
         // Plugin logic, one module per plugin; the executables are thin.
         .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
-        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit"]),
+        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit", "SystemKit"]),
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
         .target(name: "BridgePlugin", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(name: "nft-bench", dependencies: ["NFTables", "NetTypes", "SystemKit"]),
 
         // Benchmark driver: ADD/DEL latency of a conflist through CNIRuntime (scripts/bench-bridge.sh).
-        .executableTarget(name: "cni-bench", dependencies: ["CNI"]),
+        .executableTarget(name: "cni-bench", dependencies: ["CNI", "SystemKit"]),
 
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI", "SystemKit"]),
@@ -71,10 +71,10 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["NetTypes"], path: "Tests/TestSupport"),
         .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"]),
         .testTarget(name: "NetTypesTests", dependencies: ["NetTypes"]),
-        .testTarget(name: "CNITests", dependencies: ["CNI", "TestSupport"]),
+        .testTarget(name: "CNITests", dependencies: ["CNI", "SystemKit", "TestSupport"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SystemKit", "TestSupport"]),
         .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "SystemKit", "TestSupport"]),
-        .testTarget(name: "IPAMTests", dependencies: ["IPAM", "TestSupport"]),
+        .testTarget(name: "IPAMTests", dependencies: ["IPAM", "SystemKit", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
         .testTarget(name: "NetlabTests", dependencies: ["TestSupport"]),
     ]

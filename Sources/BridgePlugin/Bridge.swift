@@ -11,19 +11,16 @@ import NetTypes
 import Netlink
 import PluginKit
 import SystemKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct Bridge: CNIPlugin {
     public init() {}
 
     public func add(_ r: CNIRequest) throws -> CNIResult {
-        let conf = try BridgeConfig(r)
+        let conf = try r.pluginConfig(BridgeConfig.self)
         let netnsPath = try r.requireNetns()
         var undo = Rollback()
         do {
-            let result = try attach(r, conf, netnsPath, &undo)
+            let result = try attach(AddContext(r, conf, netnsPath: netnsPath), &undo)
             undo.commit()
             return result
         } catch {
@@ -32,127 +29,127 @@ public struct Bridge: CNIPlugin {
         }
     }
 
-    private func attach(_ r: CNIRequest, _ conf: BridgeConfig, _ netnsPath: String, _ undo: inout Rollback) throws -> CNIResult {
-        let ns = try CNIError.mapping("bridge ADD") { try NetworkNamespace.open(path: netnsPath) }
-        let host = try RouteSocket()
-        let ctr = try RouteSocket(namespace: ns)
-        // One nftables socket for the whole ADD, opened only when an option needs it.
-        var nftSocket: NFTSocket?
-        func nft() throws -> NFTSocket {
-            if let s = nftSocket { return s }
-            let s = try NFTSocket()
-            nftSocket = s
-            return s
+    /// ADD's steps, in order; each change registers its undo.
+    private func attach(_ c: AddContext, _ undo: inout Rollback) throws -> CNIResult {
+        let br = try ensureBridge(c.host, c.conf)
+        let (hostLink, ctrLink) = try createVeth(c, &undo)
+        if c.conf.macSpoofCheck { try addSpoofCheck(c, hostVeth: hostLink.name, ctrLink: ctrLink, &undo) }
+        try plugIntoBridge(c, hostLink.index, bridge: br.index)
+        var result = try addresses(c, &undo)
+        result.interfaces = [
+            // The `mtu` fields are written for 1.1.0 results only (older versions drop them).
+            .init(name: br.name, mac: br.mac, mtu: Int(br.mtu)),
+            .init(name: hostLink.name, mac: hostLink.mac, mtu: Int(hostLink.mtu)),
+            .init(name: c.request.ifName, mac: ctrLink.mac, mtu: Int(ctrLink.mtu), sandbox: c.netnsPath),
+        ]
+        if c.conf.isGateway {
+            try addGatewayAddresses(c.host, br.index, result.ips, c.conf)
+            try enableForwarding(result.ips)
         }
+        if !c.conf.disableContainerInterface { try configureContainer(c, ctrLink.index, result, bridgeMAC: br.mac) }
+        if c.conf.ipMasq, !result.ips.isEmpty {
+            // One nftables batch (elements only once the bridge's chain exists).
+            let nft = try c.nft()
+            try Masquerade.add(nft, bridge: c.conf.bridge, addresses: result.ips.map(\.address.address), owner: c.owner)
+            undo.register("delete masquerade elements") { [owner = c.owner] in try Masquerade.removeOwned(by: owner, nft) }
+        }
+        return result
+    }
 
-        // 1. The bridge.
-        let br = try ensureBridge(host, conf)
-
-        // 2. The veth pair, the container end created inside the container netns.
+    /// The veth pair, the container end created directly inside the container netns under its
+    /// final name. Returns the host end and the container end.
+    private func createVeth(_ c: AddContext, _ undo: inout Rollback) throws -> (host: Link, container: Link) {
         let hostName = Self.hostVethName()
+        let ifName = c.request.ifName
         do {
-            try host.addVethPair(name: hostName, peerName: r.ifName, peerNamespace: ns, mtu: conf.mtu, peerMAC: conf.mac)
+            try c.host.addVethPair(name: hostName, peerName: ifName, peerNamespace: c.namespace,
+                                   mtu: c.conf.mtu, peerMAC: c.conf.mac)
         } catch let e as NetlinkError where e.isAlreadyExists {
-            if try ctr.link(named: r.ifName) != nil {
-                throw CNIError(code: .internal, msg: "bridge ADD: container interface \"\(r.ifName)\" already exists in \(netnsPath)")
+            if try c.container.link(named: ifName) != nil {
+                throw CNIError(code: .internal, msg: "bridge ADD: container interface \"\(ifName)\" already exists in \(c.netnsPath)")
             }
             throw e
         }
-        undo.register("delete veth \(hostName)") { try host.deleteLink(named: hostName) }
-        let hostLink = try host.requireLink(named: hostName)
-        let ctrLink = try ctr.requireLink(named: r.ifName)
+        undo.register("delete veth \(hostName)") { [host = c.host] in try host.deleteLink(named: hostName) }
+        return (try c.host.requireLink(named: hostName), try c.container.requireLink(named: ifName))
+    }
 
-        // 3. macspoofchk: the veth's elements in place before its host end comes up, so no
-        //    frame with another source MAC ever reaches the bridge from it.
-        if conf.macSpoofCheck {
-            guard let mac = ctrLink.mac else {
-                throw CNIError(code: .internal, msg: "bridge ADD: macspoofchk: container interface \(r.ifName) has no MAC address")
-            }
-            let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
-            let nft = try nft()
-            try SpoofCheck.add(nft, hostVeth: hostName, mac: mac, owner: owner)
-            undo.register("delete spoofchk elements") { try SpoofCheck.removeOwned(by: owner, nft) }
+    /// macspoofchk: the veth's elements in place before its host end comes up, so no frame
+    /// with another source MAC ever reaches the bridge from it.
+    private func addSpoofCheck(_ c: AddContext, hostVeth: String, ctrLink: Link, _ undo: inout Rollback) throws {
+        guard let mac = ctrLink.mac else {
+            throw CNIError(code: .internal, msg: "bridge ADD: macspoofchk: container interface \(ctrLink.name) has no MAC address")
         }
+        let nft = try c.nft()
+        try SpoofCheck.add(nft, hostVeth: hostVeth, mac: mac, owner: c.owner)
+        undo.register("delete spoofchk elements") { [owner = c.owner] in try SpoofCheck.removeOwned(by: owner, nft) }
+    }
 
-        // 4. The host end on the bridge: port options, VLANs, up.
-        try host.setMaster(hostLink.index, master: br.index)
-        if conf.hairpinMode { try host.setHairpin(hostLink.index, true) }
-        if conf.portIsolation { try host.setIsolated(hostLink.index, true) }
-        if conf.wantsVLAN { try configureVLANs(host, hostLink.index, conf) }
-        try host.setUp(hostLink.index)
+    /// The host end on the bridge: port options, VLANs, up.
+    private func plugIntoBridge(_ c: AddContext, _ port: Int32, bridge: Int32) throws {
+        try c.host.setMaster(port, master: bridge)
+        if c.conf.hairpinMode { try c.host.setHairpin(port, true) }
+        if c.conf.portIsolation { try c.host.setIsolated(port, true) }
+        if c.conf.wantsVLAN { try configureVLANs(c.host, port, c.conf) }
+        try c.host.setUp(port)
+    }
 
-        // 5. Addresses from IPAM.
-        var result = CNIResult(cniVersion: r.cniVersion)
-        if conf.hasIPAM {
-            let ipam = try IPAM.add(r)
-            undo.register("IPAM DEL") { try IPAM.del(r) }
+    /// Addresses, routes and DNS from the IPAM plugin, completed for gateway mode: a gateway
+    /// for every address (the subnet's first address when IPAM gave none) and, with
+    /// `isDefaultGateway`, a default route per family through it.
+    private func addresses(_ c: AddContext, _ undo: inout Rollback) throws -> CNIResult {
+        var result = CNIResult(cniVersion: c.request.cniVersion)
+        if c.conf.hasIPAM {
+            let ipam = try IPAM.add(c.request)
+            undo.register("IPAM DEL") { [r = c.request] in try IPAM.del(r) }
             guard !ipam.ips.isEmpty else { throw CNIError(code: .internal, msg: "bridge ADD: IPAM plugin returned no IP configuration") }
             result.ips = ipam.ips
             result.routes = ipam.routes
             result.dns = ipam.dns
         }
-        // The `mtu` fields are written for 1.1.0 results only (older versions drop them).
-        result.interfaces = [
-            .init(name: br.name, mac: br.mac, mtu: Int(br.mtu)),
-            .init(name: hostName, mac: hostLink.mac, mtu: Int(hostLink.mtu)),
-            .init(name: r.ifName, mac: ctrLink.mac, mtu: Int(ctrLink.mtu), sandbox: netnsPath),
-        ]
         for i in result.ips.indices {
-            result.ips[i].interface = 2
-            // Gateway mode needs a gateway: the first address of the subnet when IPAM gave none.
-            if conf.isGateway, result.ips[i].gateway == nil {
+            result.ips[i].interface = Self.containerInterfaceIndex
+            if c.conf.isGateway, result.ips[i].gateway == nil {
                 result.ips[i].gateway = result.ips[i].address.networkAddress.next
             }
         }
-        if conf.isDefaultGateway {
+        if c.conf.isDefaultGateway {
             for ip in result.ips {
                 guard let gw = ip.gateway else { continue }
                 let def = CIDR.defaultRoute(ip.address.family)
                 if !result.routes.contains(where: { $0.dst == def }) { result.routes.append(.init(dst: def, gw: gw)) }
             }
         }
-
-        // 6. The gateway on the bridge, forwarding on.
-        if conf.isGateway {
-            for ip in result.ips {
-                guard let gw = ip.gateway, let gwCIDR = CIDR(address: gw, prefixLength: ip.address.prefixLength) else { continue }
-                try ensureGatewayAddress(host, br.index, gwCIDR, conf)
-            }
-            try enableForwarding(result.ips)
-        }
-
-        // 7. The container side: addresses, up, routes, the gateway's MAC.
-        if !conf.disableContainerInterface {
-            for ip in result.ips {
-                try ctr.addAddress(ctrLink.index, ip.address,
-                                   broadcast: ip.address.family == .v4 && ip.address.prefixLength < 31 ? ip.address.lastAddress : nil,
-                                   noDAD: !conf.enableDAD)
-            }
-            try ctr.setUp(ctrLink.index)
-            for route in result.routes {
-                let gw = route.gw ?? result.ips.first { $0.address.family == route.dst.family }?.gateway
-                let rt = Route(destination: route.dst, gateway: gw, outputIndex: ctrLink.index,
-                               metric: route.priority.map { UInt32($0) })
-                do { try ctr.addRoute(rt) } catch let e as NetlinkError where e.isAlreadyExists {}
-            }
-            if conf.isGateway, let brMAC = br.mac {
-                // Known at once, so the first packet to the gateway is not held for ARP/NDP.
-                for ip in result.ips {
-                    guard let gw = ip.gateway else { continue }
-                    let n = Neighbour(index: ctrLink.index, family: gw.isV4 ? .v4 : .v6, ip: gw, mac: brMAC, state: 0x02)
-                    try? ctr.addNeighbour(n, mode: .replace)
-                }
-            }
-        }
-
-        // 8. Masquerade: one nftables batch (elements only once the bridge's chain exists).
-        if conf.ipMasq, !result.ips.isEmpty {
-            let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
-            let nft = try nft()
-            try Masquerade.add(nft, bridge: conf.bridge, addresses: result.ips.map(\.address.address), owner: owner)
-            undo.register("delete masquerade elements") { try Masquerade.removeOwned(by: owner, nft) }
-        }
         return result
+    }
+
+    /// The container side: addresses, up, routes, the gateway's MAC.
+    private func configureContainer(_ c: AddContext, _ index: Int32, _ result: CNIResult, bridgeMAC: MACAddress?) throws {
+        for ip in result.ips {
+            try c.container.addAddress(index, ip.address, broadcast: ip.address.broadcastAddress, noDAD: !c.conf.enableDAD)
+        }
+        try c.container.setUp(index)
+        for route in result.routes {
+            let gw = route.gw ?? result.ips.first { $0.address.family == route.dst.family }?.gateway
+            let rt = Route(destination: route.dst, gateway: gw, outputIndex: index, metric: route.priority.map { UInt32($0) })
+            do { try c.container.addRoute(rt) } catch let e as NetlinkError where e.isAlreadyExists {}
+        }
+        guard c.conf.isGateway, let bridgeMAC else { return }
+        // Known at once, so the first packet to the gateway is not held for ARP/NDP.
+        for ip in result.ips {
+            guard let gw = ip.gateway else { continue }
+            let n = Neighbour(index: index, family: gw.isV4 ? .v4 : .v6, ip: gw, mac: bridgeMAC, state: Self.neighbourReachable)
+            // Only saves the first ARP/NDP exchange: without the entry the kernel resolves the gateway itself.
+            try? c.container.addNeighbour(n, mode: .replace)
+        }
+    }
+
+    /// The gateways on the bridge (one per address that has one).
+    private func addGatewayAddresses(_ host: RouteSocket, _ bridge: Int32, _ ips: [CNIResult.IPConfig], _ conf: BridgeConfig) throws {
+        for ip in ips {
+            guard let gw = ip.gateway, let gwCIDR = CIDR(address: gw, prefixLength: ip.address.prefixLength) else { continue }
+            try ensureGatewayAddress(host, bridge, gwCIDR, conf)
+        }
     }
 
     /// The bridge, created (up, with a fixed MAC so neighbours learned for it stay valid)
@@ -168,9 +165,8 @@ public struct Bridge: CNIPlugin {
             try host.addBridge(name: conf.bridge, mtu: conf.mtu, mac: Self.randomMAC(), vlanFiltering: conf.wantsVLAN)
         } catch let e as NetlinkError where e.isAlreadyExists {
         } catch let e as NetlinkError where conf.wantsVLAN && (e.errno == .notSupported || e.errno == .invalidArgument) {
-            throw CNIError(code: .internal,
-                           msg: "bridge ADD: the kernel refused a VLAN-filtering bridge \(conf.bridge) (vlan/vlanTrunk need bridge VLAN filtering): \(e.errno)",
-                           details: e.message ?? "")
+            throw CNIError(e, context: "bridge ADD: the kernel refused a VLAN-filtering bridge \(conf.bridge) "
+                + "(vlan/vlanTrunk need bridge VLAN filtering)")
         }
         return try finishBridge(host, host.requireLink(named: conf.bridge), conf)
     }
@@ -184,13 +180,12 @@ public struct Bridge: CNIPlugin {
     func configureVLANs(_ host: RouteSocket, _ index: Int32, _ conf: BridgeConfig) throws {
         do {
             if !conf.preserveDefaultVlan {
-                do { try host.deleteBridgeVLAN(index, vid: 1) } catch let e as NetlinkError where e.isNotFound {}
+                do { try host.deleteBridgeVLAN(index, vid: Self.defaultVLAN) } catch let e as NetlinkError where e.isNotFound {}
             }
             if conf.vlan != 0 { try host.addBridgeVLAN(index, vid: conf.vlan, pvid: true, untagged: true) }
             for vid in conf.vlanTrunk { try host.addBridgeVLAN(index, vid: vid) }
         } catch let e as NetlinkError {
-            throw CNIError(code: .internal, msg: "bridge ADD: the kernel refused VLAN configuration on \(conf.bridge): \(e.operation) \(e.object): \(e.errno)",
-                           details: e.message ?? "")
+            throw CNIError(e, context: "bridge ADD: the kernel refused VLAN configuration on \(conf.bridge)")
         }
     }
 
@@ -198,7 +193,7 @@ public struct Bridge: CNIPlugin {
     /// of the same subnet on the bridge is an error, or replaced with `forceAddress`.
     func ensureGatewayAddress(_ host: RouteSocket, _ bridge: Int32, _ gw: CIDR, _ conf: BridgeConfig) throws {
         do {
-            try host.addAddress(bridge, gw, broadcast: gw.family == .v4 && gw.prefixLength < 31 ? gw.lastAddress : nil, noDAD: true)
+            try host.addAddress(bridge, gw, broadcast: gw.broadcastAddress, noDAD: true)
         } catch let e as NetlinkError where e.isAlreadyExists {
             return
         }
@@ -208,6 +203,7 @@ public struct Bridge: CNIPlugin {
         }
         guard !others.isEmpty else { return }
         if !conf.forceAddress {
+            // Best-effort undo of the address just added; the conflict is the error to report.
             try? host.deleteAddress(bridge, gw)
             throw CNIError(code: .internal,
                            msg: "bridge ADD: \(conf.bridge) already has an IP address \(others[0].address) in the subnet of gateway \(gw) (set forceAddress to replace it)")
@@ -217,7 +213,7 @@ public struct Bridge: CNIPlugin {
         }
         // Deleting a primary address takes its secondaries (ours) with it: put ours back.
         do {
-            try host.addAddress(bridge, gw, broadcast: gw.family == .v4 && gw.prefixLength < 31 ? gw.lastAddress : nil, noDAD: true)
+            try host.addAddress(bridge, gw, broadcast: gw.broadcastAddress, noDAD: true)
         } catch let e as NetlinkError where e.isAlreadyExists {}
     }
 
@@ -227,6 +223,7 @@ public struct Bridge: CNIPlugin {
     }
 
     private func setIfNeeded(_ key: String) throws {
+        // Reading only saves a write: when it fails, the write below is tried (and reports).
         if (try? Sysctl.get(key)) == "1" { return }
         try Sysctl.set(key, "1")
     }
@@ -237,8 +234,49 @@ public struct Bridge: CNIPlugin {
 
     static func randomMAC() -> MACAddress {
         var b = (0..<6).map { _ in UInt8.random(in: 0...255) }
-        b[0] = (b[0] & 0xfe) | 0x02        // unicast, locally administered
+        b[0] = (b[0] & ~Self.macMulticastBit) | Self.macLocallyAdministeredBit  // unicast, locally administered
         return MACAddress(bytes: b)!
+    }
+
+    /// The container interface's index in the result's `interfaces` (bridge, host veth, container).
+    static let containerInterfaceIndex = 2
+    /// The VLAN every bridge port starts in (removed with `preserveDefaultVlan: false`).
+    static let defaultVLAN: UInt16 = 1
+    /// NUD_REACHABLE: the gateway's entry is valid now and revalidated by the kernel later.
+    static let neighbourReachable: UInt16 = 0x02
+    /// The first octet's I/G bit (multicast) and U/L bit (locally administered).
+    static let macMulticastBit: UInt8 = 0x01
+    static let macLocallyAdministeredBit: UInt8 = 0x02
+}
+
+/// What one ADD works with: the request and its config, the container's netns, one rtnetlink
+/// socket in the host netns and one opened once inside the container's (a single namespace
+/// switch), and one nftables socket opened on first use.
+final class AddContext {
+    let request: CNIRequest
+    let conf: BridgeConfig
+    let netnsPath: String
+    let namespace: NetworkNamespace
+    let host: RouteSocket
+    let container: RouteSocket
+    let owner: ElementOwner
+    private var nftSocket: NFTSocket?
+
+    init(_ r: CNIRequest, _ conf: BridgeConfig, netnsPath: String) throws {
+        request = r
+        self.conf = conf
+        self.netnsPath = netnsPath
+        namespace = try NetworkNamespace.open(path: netnsPath)
+        host = try RouteSocket()
+        container = try RouteSocket(namespace: namespace)
+        owner = ElementOwner(r)
+    }
+
+    func nft() throws -> NFTSocket {
+        if let s = nftSocket { return s }
+        let s = try NFTSocket()
+        nftSocket = s
+        return s
     }
 }
 

@@ -12,14 +12,13 @@ public struct VLANTrunk: Decodable, Sendable, Hashable {
 }
 
 /// The options of a `bridge` network config.
-public struct BridgeConfig: Sendable {
+public struct BridgeConfig: PluginConfiguration, Sendable {
     public var network: String
     public var bridge: String
     public var isGateway: Bool
     public var isDefaultGateway: Bool
     public var forceAddress: Bool
     public var ipMasq: Bool
-    public var ipMasqBackend: String?
     public var mtu: UInt32?
     public var hairpinMode: Bool
     public var promiscMode: Bool
@@ -37,7 +36,8 @@ public struct BridgeConfig: Sendable {
     /// True when the bridge must be a VLAN-filtering bridge.
     public var wantsVLAN: Bool { vlan != 0 || !vlanTrunk.isEmpty }
 
-    private struct Raw: Decodable {
+    /// The keys as written.
+    public struct Options: Decodable {
         var bridge: String?
         var isGateway: Bool?
         var isDefaultGateway: Bool?
@@ -57,9 +57,10 @@ public struct BridgeConfig: Sendable {
     }
 
     public static let defaultBridge = "cni0"
+    /// The one masquerade backend of this suite (`ipMasqBackend`).
+    public static let masqueradeBackend = "nftables"
 
-    public init(_ r: CNIRequest) throws {
-        let raw = try r.decodeConfig(Raw.self)
+    public init(_ raw: Options, request r: CNIRequest) throws(CNIError) {
         network = r.config.name
         bridge = raw.bridge ?? ""
         if bridge.isEmpty { bridge = Self.defaultBridge }
@@ -71,10 +72,9 @@ public struct BridgeConfig: Sendable {
         isGateway = (raw.isGateway ?? false) || isDefaultGateway
         forceAddress = raw.forceAddress ?? false
         ipMasq = raw.ipMasq ?? false
-        ipMasqBackend = raw.ipMasqBackend
-        if let b = ipMasqBackend, !["", "nftables", "iptables"].contains(b) {
-            throw CNIError.invalidConfig("ipMasqBackend: unknown backend \"\(b)\" (expected \"nftables\" or \"iptables\")")
-        }
+        // DEL and GC clean up by owner whatever the backend says, so a config written for
+        // another backend never blocks removing what an older version made.
+        if r.command != .del && r.command != .gc { try Self.checkBackend(raw.ipMasqBackend) }
         if let m = raw.mtu, m != 0 {
             guard (68...65535).contains(m) else { throw CNIError.invalidConfig("mtu: \(m) is out of range 68-65535") }
             mtu = UInt32(m)
@@ -103,7 +103,15 @@ public struct BridgeConfig: Sendable {
         }
     }
 
-    static func trunkIDs(_ items: [VLANTrunk]) throws -> [UInt16] {
+    /// `ipMasqBackend`: absent or "nftables". "iptables", or anything else, is code 7: this
+    /// suite masquerades with nftables only and makes no iptables rules.
+    static func checkBackend(_ backend: String?) throws(CNIError) {
+        guard let backend, backend != masqueradeBackend else { return }
+        throw CNIError.invalidConfig("ipMasqBackend: \"\(backend)\" is not supported; this plugin suite masquerades "
+            + "with nftables only (set \"ipMasqBackend\": \"\(masqueradeBackend)\" or leave it out)")
+    }
+
+    static func trunkIDs(_ items: [VLANTrunk]) throws(CNIError) -> [UInt16] {
         var out: [UInt16] = []
         for (i, t) in items.enumerated() {
             if let id = t.id {

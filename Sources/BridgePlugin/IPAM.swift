@@ -6,66 +6,53 @@
 
 import CNI
 import HostLocalPlugin
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemKit
 
 enum IPAM {
     static func add(_ r: CNIRequest) throws -> CNIResult {
-        if let local = try inProcess(r, .add) { return try local.add(local.request) }
+        if let local = try inProcess(r, .add) { return try HostLocal().add(local) }
         return try Delegate.ipamAdd(r)
     }
 
     static func del(_ r: CNIRequest) throws {
-        if let local = try inProcess(r, .del) { return try local.del(local.request) }
+        if let local = try inProcess(r, .del) { return try HostLocal().del(local) }
         try Delegate.ipamDel(r)
     }
 
     static func check(_ r: CNIRequest) throws {
-        if let local = try inProcess(r, .check) { return try local.check(local.request) }
+        if let local = try inProcess(r, .check) { return try HostLocal().check(local) }
         try Delegate.check(type: r.config.ipamType ?? "", config: r.configBytes, request: r)
     }
 
     static func status(_ r: CNIRequest) throws {
-        if let local = try inProcess(r, .status) { return try local.status(local.request) }
+        if let local = try inProcess(r, .status) { return try HostLocal().status(local) }
         try Delegate.status(type: r.config.ipamType ?? "", config: r.configBytes, request: r)
     }
 
     static func gc(_ r: CNIRequest) throws {
-        if let local = try inProcess(r, .gc) { return try local.gc(local.request) }
+        if let local = try inProcess(r, .gc) { return try HostLocal().gc(local) }
         try Delegate.gc(type: r.config.ipamType ?? "", config: r.configBytes, request: r)
     }
 
-    struct Local {
-        var plugin = HostLocal()
-        var request: CNIRequest
-        func add(_ r: CNIRequest) throws -> CNIResult { try plugin.add(r) }
-        func del(_ r: CNIRequest) throws { try plugin.del(r) }
-        func check(_ r: CNIRequest) throws { try plugin.check(r) }
-        func status(_ r: CNIRequest) throws { try plugin.status(r) }
-        func gc(_ r: CNIRequest) throws { try plugin.gc(r) }
-    }
-
-    /// Our own host-local when CNI_PATH resolves `ipam.type` to it; nil to execute the plugin.
-    /// A missing IPAM plugin throws as the exec path would (the caller maps it).
-    static func inProcess(_ r: CNIRequest, _ command: CNICommand) throws -> Local? {
-        guard r.config.ipamType == "host-local", r.environment["NETLAB_IPAM_EXEC"] == nil else { return nil }
+    /// The request for our own host-local, run in this process, when CNI_PATH resolves
+    /// `ipam.type` to the host-local beside this executable; nil to execute the plugin. A
+    /// missing IPAM plugin throws as the exec path would (the caller maps it).
+    static func inProcess(_ r: CNIRequest, _ command: CNICommand) throws -> CNIRequest? {
+        guard r.config.ipamType == "host-local" else { return nil }
         let dirs = (r.environment["CNI_PATH"].map { $0.split(separator: ":").map(String.init) }) ?? r.path
         let found = try PluginExec.find("host-local", in: dirs)
-        guard let ownDir = selfDirectory, let target = realPath(found), target == ownDir + "/host-local" else { return nil }
+        // A path that cannot be resolved is not provably ours: execute it, as any plugin.
+        guard let ownDir = selfDirectory, let target = try? Files.realPath(found), target == ownDir + "/host-local" else {
+            return nil
+        }
         var req = r
         req.command = command
-        return Local(request: req)
+        return req
     }
 
+    /// The directory of the running executable (nil if /proc is unreadable: then nothing runs in-process).
     static let selfDirectory: String? = {
-        guard let exe = realPath("/proc/self/exe"), let slash = exe.lastIndex(of: "/") else { return nil }
-        return String(exe[..<slash])
+        guard let exe = try? Files.realPath("/proc/self/exe") else { return nil }
+        return Files.directoryName(exe)
     }()
-
-    static func realPath(_ path: String) -> String? {
-        guard let p = realpath(path, nil) else { return nil }
-        defer { free(p) }
-        return String(cString: p)
-    }
 }

@@ -6,168 +6,179 @@ import NetTypes
 import Netlink
 import PluginKit
 import SystemKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Bridge {
     /// DEL: IPAM released, masquerade and macspoofchk elements found by owner and removed
-    /// (also when the netns is gone), the veth deleted. Nothing left to undo is success. The bridge stays.
+    /// (also when the netns is gone), the veth deleted. Nothing left to undo is success. The
+    /// bridge stays. Every step runs even when another fails; the failures are reported
+    /// together, each with its own code (see `CNIError.combining`).
     public func del(_ r: CNIRequest) throws {
-        let conf = try BridgeConfig(r)
-        // Three independent steps, run at once: the kernel's waits (netdev unregister, nft
-        // commit) overlap instead of adding up.
+        let conf = try r.pluginConfig(BridgeConfig.self)
+        // The steps are independent and run at once: the kernel's waits (netdev unregister,
+        // nft commit) overlap instead of adding up.
+        let failures = Threads.runConcurrently(delSteps(r, conf))
+        if let e = CNIError.combining(failures, context: "bridge DEL") { throw e }
+    }
+
+    /// DEL's steps: the container's veth, its masquerade and macspoofchk elements, its lease.
+    private func delSteps(_ r: CNIRequest, _ conf: BridgeConfig) -> [@Sendable () throws -> Void] {
         var steps: [@Sendable () throws -> Void] = []
         if !netnsIsGone(r.netns), let netns = r.netns {
             let ifName = r.ifName
-            steps.append {
-                do {
-                    let ctr = try RouteSocket(namespace: netns)
-                    if let l = try ctr.link(named: ifName) {
-                        do { try ctr.deleteLink(l.index) } catch let e as NetlinkError where e.isNotFound {}
-                    }
-                } catch let e as NetlinkError where e.isNotFound && e.operation.hasSuffix("netns") {
-                } catch {
-                    throw CNIError(code: .internal, msg: "delete \(ifName) in \(netns): \(error)")
-                }
-            }
+            steps.append { try Bridge.deleteContainerInterface(ifName, in: netns) }
         }
+        let owner = ElementOwner(r)
         if conf.ipMasq {
-            let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
             steps.append {
-                do { try Masquerade.removeOwned(by: owner, NFTSocket()) } catch {
-                    throw CNIError(code: .internal, msg: "remove masquerade elements: \(error)")
-                }
+                try CNIError.mapping("remove masquerade elements") { try Masquerade.removeOwned(by: owner, NFTSocket()) }
             }
         }
         if conf.macSpoofCheck {
-            let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
             steps.append {
-                do { try SpoofCheck.removeOwned(by: owner, NFTSocket()) } catch {
-                    throw CNIError(code: .internal, msg: "remove macspoofchk elements: \(error)")
-                }
+                try CNIError.mapping("remove macspoofchk elements") { try SpoofCheck.removeOwned(by: owner, NFTSocket()) }
             }
         }
-        if conf.hasIPAM {
-            steps.append {
-                try IPAM.del(r)
-            }
-        }
-        let failures = Threads.runConcurrently(steps)
-        if failures.count == 1 { throw (failures[0] as? CNIError) ?? CNIError.wrapping(failures[0]) }
-        if !failures.isEmpty {
-            throw CNIError(code: .internal, msg: "bridge DEL: " + failures.map { ($0 as? CNIError)?.msg ?? "\($0)" }.joined(separator: "; "))
+        if conf.hasIPAM { steps.append { try IPAM.del(r) } }
+        return steps
+    }
+
+    /// Deletes the container's interface (its veth peer goes with it). A netns or interface
+    /// that went away meanwhile is success.
+    static func deleteContainerInterface(_ ifName: String, in netns: String) throws {
+        do {
+            let ctr = try RouteSocket(namespace: netns)
+            guard let link = try ctr.link(named: ifName) else { return }
+            try ctr.deleteLink(link.index)
+        } catch let e as SystemError where e.isNamespaceGone || e.isNotFound {
+            return
+        } catch let e as SystemError {
+            throw CNIError(e, context: "delete \(ifName) in \(netns)")
         }
     }
 
     /// CHECK: the container interface, its addresses and routes, the host veth on the bridge,
     /// the macspoofchk and masquerade elements are all as `prevResult` says.
     public func check(_ r: CNIRequest) throws {
-        let conf = try BridgeConfig(r)
+        let conf = try r.pluginConfig(BridgeConfig.self)
         let prev = try r.requirePrevResult()
         let netns = try r.requireNetns()
         if conf.hasIPAM { try IPAM.check(r) }
-        try netlinkStep("bridge CHECK") {
+        try CNIError.mapping("bridge CHECK") {
             let host = try RouteSocket()
             let ctr = try RouteSocket(namespace: netns)
-            guard let ctrIdx = prev.interfaces.firstIndex(where: { $0.name == r.ifName && $0.sandbox != nil }) else {
-                throw CNIError(code: .internal, msg: "bridge CHECK: prevResult has no interface \(r.ifName) in a sandbox")
-            }
-            let want = prev.interfaces[ctrIdx]
-            guard let link = try ctr.link(named: r.ifName) else {
-                throw CNIError(code: .internal, msg: "bridge CHECK: container interface \(r.ifName) not found in \(netns)")
-            }
-            guard link.kind == "veth" else {
-                throw CNIError(code: .internal, msg: "bridge CHECK: \(r.ifName) in \(netns) is \(link.kind ?? "not a veth"), expected veth")
-            }
-            if let m = want.macAddress, link.mac != m {
-                throw CNIError(code: .internal, msg: "bridge CHECK: \(r.ifName) has MAC \(link.mac.map { "\($0)" } ?? "none"), expected \(m)")
-            }
-            guard let br = try host.link(named: conf.bridge), br.kind == "bridge" else {
-                throw CNIError(code: .internal, msg: "bridge CHECK: bridge \(conf.bridge) not found")
-            }
-            // The host end: the veth peer, on the bridge.
-            if let hostIf = prev.interfaces.first(where: { $0.sandbox == nil && $0.name != conf.bridge }) {
-                guard let h = try host.link(named: hostIf.name) else {
-                    throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) not found")
-                }
-                guard h.masterIndex == br.index else {
-                    throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) is not attached to \(conf.bridge)")
-                }
-            }
-            if conf.macSpoofCheck {
-                let hostVeth = prev.interfaces.first { $0.sandbox == nil && $0.name != conf.bridge }?.name
-                try checkSpoofElements(conf, r, hostVeth: hostVeth, mac: link.mac)
-            }
+            let (link, ctrIdx) = try checkContainerInterface(r, prev, ctr, netns: netns)
+            let hostVeth = try checkHostVeth(conf, prev, host)
+            if conf.macSpoofCheck { try checkSpoofElements(conf, r, hostVeth: hostVeth, mac: link.mac) }
             if !conf.disableContainerInterface {
-                let have = Set(try ctr.addresses(index: link.index).map(\.address))
-                for ip in prev.ips where ip.interface == nil || ip.interface == ctrIdx {
-                    guard have.contains(ip.address) else {
-                        throw CNIError(code: .internal, msg: "bridge CHECK: address \(ip.address) missing on \(r.ifName)")
-                    }
-                }
-                let routes = try ctr.routes()
-                for rt in prev.routes {
-                    let gw = rt.gw ?? prev.ips.first { $0.address.family == rt.dst.family }?.gateway
-                    guard routes.contains(where: { $0.destination == rt.dst && (gw == nil || $0.gateway == gw) }) else {
-                        throw CNIError(code: .internal, msg: "bridge CHECK: route \(rt.dst)\(gw.map { " via \($0)" } ?? "") missing in \(netns)")
-                    }
-                }
+                try checkAddressesAndRoutes(r, prev, ctr, link: link, resultIndex: ctrIdx, netns: netns)
+            }
+            if conf.ipMasq { try checkMasquerade(conf, r, prev) }
+        }
+    }
+
+    /// The container interface of `prevResult` exists in the netns, is a veth and has its MAC.
+    /// Returns the link and its index in `prevResult.interfaces`.
+    private func checkContainerInterface(_ r: CNIRequest, _ prev: CNIResult, _ ctr: RouteSocket,
+                                         netns: String) throws -> (Link, Int) {
+        guard let ctrIdx = prev.interfaces.firstIndex(where: { $0.name == r.ifName && $0.sandbox != nil }) else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: prevResult has no interface \(r.ifName) in a sandbox")
+        }
+        guard let link = try ctr.link(named: r.ifName) else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: container interface \(r.ifName) not found in \(netns)")
+        }
+        guard link.kind == "veth" else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: \(r.ifName) in \(netns) is \(link.kind ?? "not a veth"), expected veth")
+        }
+        if let m = prev.interfaces[ctrIdx].macAddress, link.mac != m {
+            throw CNIError(code: .internal, msg: "bridge CHECK: \(r.ifName) has MAC \(link.mac.map { "\($0)" } ?? "none"), expected \(m)")
+        }
+        return (link, ctrIdx)
+    }
+
+    /// The bridge exists and the host veth of `prevResult` (when it names one) is on it.
+    /// Returns the host veth's name.
+    private func checkHostVeth(_ conf: BridgeConfig, _ prev: CNIResult, _ host: RouteSocket) throws -> String? {
+        guard let br = try host.link(named: conf.bridge), br.kind == "bridge" else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: bridge \(conf.bridge) not found")
+        }
+        guard let hostIf = prev.interfaces.first(where: { $0.sandbox == nil && $0.name != conf.bridge }) else { return nil }
+        guard let h = try host.link(named: hostIf.name) else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) not found")
+        }
+        guard h.masterIndex == br.index else {
+            throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) is not attached to \(conf.bridge)")
+        }
+        return hostIf.name
+    }
+
+    /// Every address of `prevResult` on the container interface, every route in the netns.
+    private func checkAddressesAndRoutes(_ r: CNIRequest, _ prev: CNIResult, _ ctr: RouteSocket, link: Link,
+                                         resultIndex: Int, netns: String) throws {
+        let have = Set(try ctr.addresses(index: link.index).map(\.address))
+        for ip in prev.ips where ip.interface == nil || ip.interface == resultIndex {
+            guard have.contains(ip.address) else {
+                throw CNIError(code: .internal, msg: "bridge CHECK: address \(ip.address) missing on \(r.ifName)")
             }
         }
-        if conf.ipMasq {
-            let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
-            let nft = try NFTSocket()
-            let chains = Set(((try? nft.chains(table: Masquerade.table)) ?? []).map(\.name))
-            for c in [Masquerade.postrouting.name, Masquerade.chain(bridge: conf.bridge).name] where !chains.contains(c) {
-                throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(Masquerade.table) \(c) missing")
+        let routes = try ctr.routes()
+        for rt in prev.routes {
+            let gw = rt.gw ?? prev.ips.first { $0.address.family == rt.dst.family }?.gateway
+            guard routes.contains(where: { $0.destination == rt.dst && (gw == nil || $0.gateway == gw) }) else {
+                throw CNIError(code: .internal, msg: "bridge CHECK: route \(rt.dst)\(gw.map { " via \($0)" } ?? "") missing in \(netns)")
             }
-            let owned = try Masquerade.owned.find(nft) { owner.owns($0) }
-            for ip in prev.ips {
-                let found = owned.contains { (_, e) in e.key == [.address(ip.address.address)] }
-                if !found {
-                    throw CNIError(code: .internal, msg: "bridge CHECK: masquerade element for \(ip.address.address) (owner \(owner)) missing")
-                }
-            }
+        }
+    }
+
+    /// The masquerade chains exist and every address of `prevResult` has its owned element.
+    private func checkMasquerade(_ conf: BridgeConfig, _ r: CNIRequest, _ prev: CNIResult) throws {
+        let owner = ElementOwner(r)
+        let nft = try NFTSocket()
+        let chains: [Chain]
+        do { chains = try nft.chains(table: Masquerade.table) } catch let e as NFTError where e.isNotFound { chains = [] }
+        let names = Set(chains.map(\.name))
+        for c in [Masquerade.postrouting.name, Masquerade.chain(bridge: conf.bridge).name] where !names.contains(c) {
+            throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(Masquerade.table) \(c) missing")
+        }
+        let owned = try Masquerade.owned.find(nft) { owner.owns($0) }
+        for ip in prev.ips where !owned.contains(where: { $0.1.key == [.address(ip.address.address)] }) {
+            throw CNIError(code: .internal, msg: "bridge CHECK: masquerade element for \(ip.address.address) (owner \(owner)) missing")
         }
     }
 
     /// STATUS: ready when the IPAM plugin is; a missing IPAM binary is code 50.
     public func status(_ r: CNIRequest) throws {
-        let conf = try BridgeConfig(r)
+        let conf = try r.pluginConfig(BridgeConfig.self)
         guard conf.hasIPAM, let t = r.config.ipamType else { return }
         let result: Result<Void, any Error> = Result { try IPAM.status(r) }
         guard case .failure(let err) = result else { return }
-        let e = (err as? CNIError) ?? CNIError.wrapping(err)
+        let e = CNIError.wrapping(err)
         if e.code == .notAvailable || e.code == .notAvailableLimitedConnectivity { throw e }
         throw CNIError(code: .notAvailable, msg: "bridge STATUS: IPAM plugin \(t) not available: \(e.msg)", details: e.details)
     }
 
     /// GC: IPAM's GC, then masquerade and macspoofchk elements of this network whose owner
-    /// is not a valid attachment.
+    /// is not a valid attachment. Every step runs; the failures are reported together.
     public func gc(_ r: CNIRequest) throws {
-        let conf = try BridgeConfig(r)
-        var failures: [String] = []
+        let conf = try r.pluginConfig(BridgeConfig.self)
+        var failures: [any Error] = []
         if conf.hasIPAM {
-            do { try IPAM.gc(r) } catch { failures.append("IPAM GC: \(error)") }
+            do { try IPAM.gc(r) } catch { failures.append(error) }
         }
-        let valid = Set(r.validAttachments.map { "\($0.containerID) \($0.ifname)" })
-        let isStale = { (c: String?) -> Bool in
-            guard ElementOwner.comment(c, belongsTo: conf.network), let p = ElementOwner.parse(c) else { return false }
-            return !valid.contains("\(p.containerID) \(p.ifName)")
-        }
+        let isStale = ElementOwner.isStale(network: conf.network, valid: r.validAttachments)
         // Whatever `macspoofchk` says now: elements written while it was on are collected too.
         do {
             let sock = try NFTSocket()
             for (what, set) in [("masquerade", Masquerade.owned), ("macspoofchk", SpoofCheck.owned)] {
-                do { try OwnedElements.remove(sock, set.find(sock, where: isStale)) } catch {
-                    failures.append("\(what) GC: \(error)")
+                do {
+                    try CNIError.mapping("\(what) GC") { try OwnedElements.remove(sock, set.find(sock, where: isStale)) }
+                } catch {
+                    failures.append(error)
                 }
             }
         } catch {
-            failures.append("nftables GC: \(error)")
+            failures.append(CNIError.wrapping(error, context: "nftables GC"))
         }
-        if !failures.isEmpty { throw CNIError(code: .internal, msg: "bridge GC: " + failures.joined(separator: "; ")) }
+        if let e = CNIError.combining(failures, context: "bridge GC") { throw e }
     }
 }
 
@@ -175,7 +186,7 @@ extension Bridge {
     /// CHECK for macspoofchk: the chain and its rule exist, the host veth is under check and
     /// exactly the container's MAC is allowed on it, both elements owned by this attachment.
     func checkSpoofElements(_ conf: BridgeConfig, _ r: CNIRequest, hostVeth: String?, mac: MACAddress?) throws {
-        let owner = ElementOwner(network: conf.network, containerID: r.containerID, ifName: r.ifName)
+        let owner = ElementOwner(r)
         let nft = try NFTSocket()
         guard try SpoofCheck.hasRule(nft) else {
             throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(SpoofCheck.table) \(SpoofCheck.chain.name) or its rule missing")

@@ -4,13 +4,14 @@ import CNI
 import Netlink
 import NetTypes
 import PluginKit
+import SystemKit
 
 public struct Loopback: CNIPlugin {
     public init() {}
 
     public func add(_ r: CNIRequest) throws -> CNIResult {
         let netns = try r.requireNetns()
-        return try netlinkStep("loopback ADD") {
+        return try CNIError.mapping("loopback ADD") {
             let sock = try RouteSocket(namespace: netns)
             let lo = try sock.requireLink(named: "lo")
             if !lo.isUp { try sock.setUp(lo.index) }
@@ -18,7 +19,7 @@ public struct Loopback: CNIPlugin {
             if let prev = r.prevResult { return prev }
             // Report lo and its addresses as the reference plugin does.
             var result = CNIResult(cniVersion: r.cniVersion)
-            result.interfaces = [.init(name: "lo", mac: "00:00:00:00:00:00", sandbox: netns)]
+            result.interfaces = [.init(name: "lo", mac: MACAddress.zero, sandbox: netns)]
             let addrs = try sock.addresses(index: lo.index)
             result.ips = addrs.map { CNIResult.IPConfig(address: $0.address, interface: 0) }
             return result
@@ -28,16 +29,20 @@ public struct Loopback: CNIPlugin {
     public func del(_ r: CNIRequest) throws {
         // Nothing to undo when the netns is already gone (spec: DEL tolerates it).
         guard !netnsIsGone(r.netns), let netns = r.netns else { return }
-        try netlinkStep("loopback DEL") {
+        do {
             let sock = try RouteSocket(namespace: netns)
             guard let lo = try sock.link(named: "lo"), lo.isUp else { return }
             try sock.setDown(lo.index)
+        } catch let e as SystemError where e.isNamespaceGone {
+            return  // removed between the check above and the open
+        } catch {
+            throw CNIError.wrapping(error, context: "loopback DEL")
         }
     }
 
     public func check(_ r: CNIRequest) throws {
         let netns = try r.requireNetns()
-        let lo = try netlinkStep("loopback CHECK") { try RouteSocket(namespace: netns).requireLink(named: "lo") }
+        let lo = try CNIError.mapping("loopback CHECK") { try RouteSocket(namespace: netns).requireLink(named: "lo") }
         guard lo.isUp else {
             throw CNIError(code: .internal, msg: "loopback CHECK: lo in \(netns) is down (expected up after ADD)")
         }

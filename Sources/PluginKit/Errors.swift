@@ -1,14 +1,8 @@
-// What every plugin needs when a kernel call fails: the error turned into the CNI error a
-// runtime can act on (CNIError.init(_:context:), the one mapping), and "the container's netns
-// is gone" asked as a typed question.
+// What every plugin asks when a container's netns may be gone: a typed question, never a
+// guess from an error's text. Kernel errors become CNI errors through the one mapping,
+// `CNIError(_:context:)` / `CNIError.mapping` in the CNI module.
 
-import CNI
 import SystemKit
-
-/// Runs `body` and converts a SystemError (netlink, nftables, files) it throws into a CNIError.
-public func netlinkStep<T>(_ context: String? = nil, _ body: () throws -> T) throws -> T {
-    try CNIError.mapping(context, body)
-}
 
 /// True when the netns file at `path` no longer exists or no longer holds a namespace (the
 /// bind mount is gone and an empty file is left): DEL treats that as "nothing left to undo".

@@ -7,6 +7,7 @@
 // causes carries a comment naming its owner, so DEL and GC find it from the container ID
 // alone, without the container's result.
 
+import CNI
 import NFTables
 
 public enum SuiteFirewall {
@@ -40,6 +41,11 @@ public struct ElementOwner: Hashable, Sendable, CustomStringConvertible {
     public var comment: String { "\(networkTag) \(containerID) \(ifName)" }
     public var description: String { comment }
 
+    /// The owner of what `request` (ADD, DEL, CHECK) makes: its network, container and interface.
+    public init(_ request: CNIRequest) {
+        self.init(network: request.config.name, containerID: request.containerID, ifName: request.ifName)
+    }
+
     /// True when a comment was written by this owner.
     public func owns(_ comment: String?) -> Bool { comment == self.comment }
 
@@ -56,6 +62,16 @@ public struct ElementOwner: Hashable, Sendable, CustomStringConvertible {
         guard let p = parse(comment) else { return false }
         let tag = ElementOwner(network: network, containerID: p.containerID, ifName: p.ifName).networkTag
         return p.networkTag == tag
+    }
+
+    /// GC's test: true for a comment of `network` whose attachment (container ID, interface)
+    /// is not in `valid`. Comments of other networks and of other shapes are never stale.
+    public static func isStale(network: String, valid: [Attachment]) -> @Sendable (String?) -> Bool {
+        let validPairs = Set(valid)
+        return { comment in
+            guard ElementOwner.comment(comment, belongsTo: network), let p = ElementOwner.parse(comment) else { return false }
+            return !validPairs.contains(Attachment(containerID: p.containerID, ifname: p.ifName))
+        }
     }
 
     static func fnv1a(_ s: String) -> String {

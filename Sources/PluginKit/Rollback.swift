@@ -12,6 +12,7 @@ public struct Rollback {
 
     /// Runs every registered step, newest first, ignoring their errors; then forgets them.
     public mutating func run() {
+        // An undo that fails must not hide the failure that made the operation roll back.
         for (_, undo) in steps.reversed() { try? undo() }
         steps = []
     }

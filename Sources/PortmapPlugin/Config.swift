@@ -4,34 +4,43 @@
 import CNI
 import NetTypes
 
-/// The plugin's own options (besides the common CNI fields).
-public struct PortmapConfig: Decodable, Sendable {
-    /// Masquerade hairpin and localhost traffic to mapped ports (default true).
-    public var snat: Bool?
+/// The plugin's own options (besides the common CNI fields), validated.
+public struct PortmapConfig: PluginConfiguration, Sendable {
+    /// The keys as written.
+    public struct Options: Decodable {
+        public var snat: Bool?
+        public var markMasqBit: Int?
+        public var externalSetMarkChain: String?
+        public var conditionsV4: [String]?
+        public var conditionsV6: [String]?
+    }
+
+    /// Masquerade hairpin and localhost traffic to mapped ports (`snat`, default true).
+    public var snat: Bool
     /// The packet mark bit that flags hairpin traffic between pm_forward and pm_postrouting
-    /// (0...31, default 13 as in the reference plugin).
-    public var markMasqBit: Int?
-    /// Reference plugin: an external iptables chain that sets the masquerade mark. Validated
-    /// (exclusive with markMasqBit), not needed here.
-    public var externalSetMarkChain: String?
-    /// Extra conditions on the DNAT jump, iptables syntax; `-s`, `-d`, `-i` (with `!`) are
-    /// translated to nftables, anything else is refused.
-    public var conditionsV4: [String]?
-    public var conditionsV6: [String]?
+    /// (`markMasqBit`, 0...31, default 13 as in the reference plugin). The reference's
+    /// `externalSetMarkChain` (an iptables chain setting that mark) is validated — exclusive
+    /// with `markMasqBit` — and not needed here.
+    public var masqBit: Int
+    /// Extra conditions on the DNAT jump (`conditionsV4`/`conditionsV6`, iptables syntax);
+    /// `-s`, `-d`, `-i` (with `!`) are translated to nftables, anything else is refused.
+    public var conditionsV4: [Condition]
+    public var conditionsV6: [Condition]
 
-    public var snatEnabled: Bool { snat ?? true }
-    /// The packet mark bit that flags hairpin traffic for masquerading (reference default 13).
-    public var masqBit: Int { markMasqBit ?? 13 }
+    public static let defaultMasqBit = 13
+    static let masqBits = 0...31
 
-    public func validate() throws(CNIError) {
-        if let b = markMasqBit, !(0...31).contains(b) {
+    public init(_ o: Options, request: CNIRequest) throws(CNIError) {
+        if let b = o.markMasqBit, !Self.masqBits.contains(b) {
             throw CNIError.invalidConfig("portmap: markMasqBit must be between 0 and 31, got \(b)")
         }
-        if markMasqBit != nil && externalSetMarkChain != nil {
+        if o.markMasqBit != nil && o.externalSetMarkChain != nil {
             throw CNIError.invalidConfig("portmap: markMasqBit and externalSetMarkChain are mutually exclusive")
         }
-        _ = try Condition.parse(conditionsV4 ?? [], family: .v4)
-        _ = try Condition.parse(conditionsV6 ?? [], family: .v6)
+        snat = o.snat ?? true
+        masqBit = o.markMasqBit ?? Self.defaultMasqBit
+        conditionsV4 = try Condition.parse(o.conditionsV4 ?? [], family: .v4)
+        conditionsV6 = try Condition.parse(o.conditionsV6 ?? [], family: .v6)
     }
 }
 
@@ -81,17 +90,22 @@ public struct Mapping: Sendable, Hashable, CustomStringConvertible {
     public var containerIP: IPAddress
     public var containerPort: UInt16
 
+    /// IP protocol numbers (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP).
+    public static let tcp: UInt8 = 6
+    public static let udp: UInt8 = 17
+    public static let sctp: UInt8 = 132
+
     public var family: IPAddress.Family { containerIP.family }
-    public var protoName: String { proto == 6 ? "tcp" : proto == 17 ? "udp" : "sctp" }
+    public var protoName: String { proto == Self.tcp ? "tcp" : proto == Self.udp ? "udp" : "sctp" }
     public var description: String {
         "\(hostIP.map { $0.isV6 ? "[\($0)]" : "\($0)" } ?? "*"):\(hostPort)/\(protoName) -> \(containerIP.isV6 ? "[\(containerIP)]" : "\(containerIP)"):\(containerPort)"
     }
 
     static func protocolNumber(_ s: String) throws(CNIError) -> UInt8 {
         switch s.lowercased() {
-        case "tcp", "": 6
-        case "udp": 17
-        case "sctp": 132
+        case "tcp", "": tcp
+        case "udp": udp
+        case "sctp": sctp
         default: throw CNIError.invalidConfig("portmap: unknown protocol \"\(s)\" (tcp, udp or sctp)")
         }
     }

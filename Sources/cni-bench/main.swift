@@ -7,19 +7,20 @@
 //   PLUGIN_DIRS is ":"-separated. Output: one line per verb, `VERB median_ms p95_ms n`.
 
 import CNI
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemKit
+
+let nanosecondsPerSecond: UInt64 = 1_000_000_000
 
 func now() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    return UInt64(ts.tv_sec) * nanosecondsPerSecond + UInt64(ts.tv_nsec)
 }
 
 func fail(_ msg: String) -> Never {
-    let bytes = Array("cni-bench: \(msg)\n".utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    // Nothing is left to report a failed write of the failure to; the exit code still says it.
+    try? FileDescriptor.standardError.writeAll(Array("cni-bench: \(msg)\n".utf8), context: "stderr")
     exit(1)
 }
 
@@ -34,7 +35,8 @@ func stats(_ samples: [UInt64]) -> (median: Double, p95: Double) {
     let s = samples.sorted()
     let med = s.count % 2 == 1 ? Double(s[s.count / 2]) : Double(s[s.count / 2 - 1] + s[s.count / 2]) / 2
     let p95 = Double(s[min(s.count - 1, Int((Double(s.count) * 0.95).rounded(.up)) - 1)])
-    return (med / 1e6, p95 / 1e6)
+    let nanosecondsPerMillisecond = 1e6
+    return (med / nanosecondsPerMillisecond, p95 / nanosecondsPerMillisecond)
 }
 
 func format(_ v: Double) -> String {

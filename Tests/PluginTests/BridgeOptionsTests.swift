@@ -157,11 +157,30 @@ final class BridgeOptionsTests: BridgeTestCase {
         XCTAssertEqual(addrs(bw.host, bw.bridge).filter { $0.hasPrefix("10.") }, ["10.99.0.1/24"])
     }
 
-    func testIPMasqBackendIptablesStillUsesNFTables() throws {
-        let c1 = world.netns("c1")
-        let r = bw.run("ADD", bw.config(["isGateway": true, "ipMasq": true, "ipMasqBackend": "iptables"]), ctr: c1, id: "ipt")
-        XCTAssertEqual(r.status, 0, r.description)
-        XCTAssertEqual(bw.masqElements().count, 1)
+    /// `ipMasqBackend`: "nftables" (or absent) masquerades with nftables; "iptables" is refused
+    /// with code 7 naming the field and the backend this suite uses, before anything is made.
+    func testIPMasqBackendNFTablesOnly() throws {
+        let c1 = world.netns("c1"), c2 = world.netns("c2")
+        let nft = bw.config(["isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables"])
+        let ok = bw.run("ADD", nft, ctr: c1, id: "nft")
+        XCTAssertEqual(ok.status, 0, ok.description)
+        XCTAssertEqual(bw.masqElements().map(\.comment), ["\(bw.network) nft eth0"])
+
+        let ipt = bw.config(["isGateway": true, "ipMasq": true, "ipMasqBackend": "iptables"])
+        let refused = bw.run("ADD", ipt, ctr: c2, id: "ipt")
+        XCTAssertEqual(refused.status, 1, refused.description)
+        XCTAssertEqual(refused.jsonObject?["code"] as? Int, 7, refused.stdout)
+        let msg = refused.jsonObject?["msg"] as? String ?? ""
+        XCTAssertTrue(msg.contains("ipMasqBackend") && msg.contains("\"iptables\"") && msg.contains("nftables"), msg)
+        XCTAssertEqual(bw.hostVeths().count, 1, "the refused ADD made a veth")
+        XCTAssertEqual(bw.leases().count, 1, "the refused ADD reserved an address")
+        XCTAssertNil(world.links(c2)["eth0"])
+
+        // DEL never refuses a backend: what an older version made under such a config goes.
+        let del = bw.run("DEL", ipt, ctr: c1, id: "nft")
+        XCTAssertEqual(del.status, 0, del.description)
+        XCTAssertEqual(bw.masqElements().count, 0)
+        XCTAssertEqual(bw.leases(), [])
     }
 
     func testOldVersionResultAndEnableDAD() throws {
@@ -209,7 +228,7 @@ final class BridgeOptionsTests: BridgeTestCase {
         XCTAssertEqual(missing.jsonObject?["code"] as? Int, 50, missing.stdout)
         // A data directory that cannot be used (a file where the directory should be).
         let file = world.tempDirectory("notadir") + "/file"
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
         let bad = bw.run("STATUS", bw.config(version: "1.1.0", ipamExtra: ["dataDir": file]), ctr: nil, id: "")
         XCTAssertEqual(bad.jsonObject?["code"] as? Int, 50, bad.stdout)
         // A 1.1.0 ADD reports the MTU of every interface.

@@ -215,7 +215,7 @@ final class BridgeTests: BridgeTestCase {
         let vethsBefore = bw.hostVeths()
         let r2 = bw.run("ADD", conf, ctr: c2, id: "second")
         XCTAssertNotEqual(r2.status, 0, r2.description)
-        XCTAssertNotNil(r2.jsonObject?["code"], r2.stdout)
+        XCTAssertEqual(r2.jsonObject?["code"] as? Int, 11, "an exhausted range is \"try again later\": \(r2.stdout)")
         XCTAssertEqual(bw.hostVeths(), vethsBefore, "the failed ADD's veth must be gone")
         XCTAssertNil(world.links(c2)["eth0"])
         XCTAssertEqual(bw.leases(), ["10.99.0.10"])
@@ -232,5 +232,31 @@ final class BridgeTests: BridgeTestCase {
         assertNothingLeft("clash")
         XCTAssertNotNil(world.links(c1)["eth0"], "the container's own eth0 is untouched")
         XCTAssertEqual(bw.masqElements().count, 0)
+    }
+
+    /// A container netns that does not exist is "unknown container" (code 3), and ADD makes nothing.
+    func testAddOnAMissingNetnsIsUnknownContainer() {
+        let r = bw.run("ADD", bw.config(gwConf), ctr: "/run/netns/nlt-no-such-netns", id: "nonet")
+        XCTAssertEqual(r.status, 1, r.description)
+        XCTAssertEqual(r.jsonObject?["code"] as? Int, 3, r.stdout)
+        XCTAssertTrue((r.jsonObject?["msg"] as? String ?? "").contains("nlt-no-such-netns"), r.stdout)
+        assertNothingLeft("nonet")
+    }
+
+    /// A change the kernel refuses reaches the runtime with the kernel's own words in
+    /// `details` (netlink extended ack), and the failed ADD undoes what it did.
+    func testKernelRefusalKeepsItsTextInDetails() {
+        let c1 = world.netns("c1")
+        // A route through a gateway that is not on any of the container's links.
+        let conf = bw.config(gwConf, ipamExtra: ["routes": [["dst": "192.0.2.0/24", "gw": "198.51.100.1"]]])
+        let r = bw.run("ADD", conf, ctr: c1, id: "badroute")
+        XCTAssertEqual(r.status, 1, r.description)
+        XCTAssertEqual(r.jsonObject?["code"] as? Int, 999, r.stdout)
+        let msg = r.jsonObject?["msg"] as? String ?? ""
+        XCTAssertTrue(msg.hasPrefix("bridge ADD: ") && msg.contains("192.0.2.0/24"), msg)
+        let details = r.jsonObject?["details"] as? String ?? ""
+        XCTAssertFalse(details.isEmpty, "no extended-ack text: \(r.stdout)")
+        XCTAssertTrue(msg.hasSuffix(details), "msg and details disagree: \(r.stdout)")
+        assertNothingLeft("badroute")
     }
 }
