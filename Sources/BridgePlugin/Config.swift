@@ -59,12 +59,18 @@ public struct BridgeConfig: PluginConfiguration, Sendable {
     public static let defaultBridge = "cni0"
     /// The one masquerade backend of this suite (`ipMasqBackend`).
     public static let masqueradeBackend = "nftables"
+    /// The kernel's longest interface name (IFNAMSIZ minus the NUL).
+    static let maxInterfaceNameLength = 15
+    /// MTUs the plugin accepts: IPv4's minimum to the largest the kernel allows a veth.
+    static let mtuRange = 68...65535
+    /// 802.1Q VLAN IDs usable on a port (0 and 4095 are reserved).
+    static let vlanIDs = 1...4094
 
     public init(_ raw: Options, request r: CNIRequest) throws(CNIError) {
         network = r.config.name
         bridge = raw.bridge ?? ""
         if bridge.isEmpty { bridge = Self.defaultBridge }
-        guard bridge.utf8.count <= 15, !bridge.contains("/"), !bridge.contains(" "), bridge != ".", bridge != ".." else {
+        guard bridge.utf8.count <= Self.maxInterfaceNameLength, !bridge.contains("/"), !bridge.contains(" "), bridge != ".", bridge != ".." else {
             throw CNIError.invalidConfig("bridge: invalid interface name \"\(bridge)\"")
         }
         isDefaultGateway = raw.isDefaultGateway ?? false
@@ -76,13 +82,13 @@ public struct BridgeConfig: PluginConfiguration, Sendable {
         // another backend never blocks removing what an older version made.
         if r.command != .del && r.command != .gc { try Self.checkBackend(raw.ipMasqBackend) }
         if let m = raw.mtu, m != 0 {
-            guard (68...65535).contains(m) else { throw CNIError.invalidConfig("mtu: \(m) is out of range 68-65535") }
+            guard Self.mtuRange.contains(m) else { throw CNIError.invalidConfig("mtu: \(m) is out of range 68-65535") }
             mtu = UInt32(m)
         }
         hairpinMode = raw.hairpinMode ?? false
         promiscMode = raw.promiscMode ?? false
         let v = raw.vlan ?? 0
-        guard (0...4094).contains(v) else { throw CNIError.invalidConfig("vlan: invalid VLAN ID \(v) (must be 0-4094)") }
+        guard v == 0 || Self.vlanIDs.contains(v) else { throw CNIError.invalidConfig("vlan: invalid VLAN ID \(v) (must be 0-4094)") }
         vlan = UInt16(v)
         vlanTrunk = try Self.trunkIDs(raw.vlanTrunk ?? [])
         preserveDefaultVlan = raw.preserveDefaultVlan ?? true
@@ -115,14 +121,14 @@ public struct BridgeConfig: PluginConfiguration, Sendable {
         var out: [UInt16] = []
         for (i, t) in items.enumerated() {
             if let id = t.id {
-                guard (1...4094).contains(id) else { throw CNIError.invalidConfig("vlanTrunk[\(i)].id: invalid VLAN ID \(id) (must be 1-4094)") }
+                guard vlanIDs.contains(id) else { throw CNIError.invalidConfig("vlanTrunk[\(i)].id: invalid VLAN ID \(id) (must be 1-4094)") }
                 out.append(UInt16(id))
             }
             if t.minID != nil || t.maxID != nil {
                 guard let lo = t.minID, let hi = t.maxID else {
                     throw CNIError.invalidConfig("vlanTrunk[\(i)]: minID and maxID must be given together")
                 }
-                guard (1...4094).contains(lo), (1...4094).contains(hi), lo <= hi else {
+                guard vlanIDs.contains(lo), vlanIDs.contains(hi), lo <= hi else {
                     throw CNIError.invalidConfig("vlanTrunk[\(i)]: invalid range \(lo)-\(hi) (IDs 1-4094, minID <= maxID)")
                 }
                 out += (lo...hi).map { UInt16($0) }
