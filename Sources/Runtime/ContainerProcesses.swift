@@ -30,18 +30,27 @@ struct SpawnOptions {
 }
 
 /// A container init spawned and blocked on its sync pipe until `release`.
-struct SpawnedInit {
-    var pid: pid_t
-    var go: FileDescriptor
+final class SpawnedInit {
+    let pid: pid_t
+    /// The write end of the sync pipe; nil once `release` has closed it.
+    private var go: FileDescriptor?
 
-    /// Lets the command run.
+    init(pid: pid_t, go: FileDescriptor) {
+        self.pid = pid
+        self.go = go
+    }
+
+    /// Lets the command run. The go pipe is closed afterwards, also when this fails.
     func release() throws(SystemError) {
+        guard let go else { return }
+        self.go = nil
         try syscall("release container init", "pid \(pid)") { netlab_spawn_release(go.rawValue) }
     }
 
     /// Makes the init exit without running anything (its go pipe closes unreleased), and reaps it.
     func abandon() {
-        ignoringFailure { close(go.rawValue) }
+        if let go { ignoringFailure { close(go.rawValue) } }
+        go = nil
         // Called while another error is being reported; a failed reap only leaves a zombie until we exit.
         _ = try? Processes.wait(pid)
     }
