@@ -52,8 +52,10 @@ let package = Package(
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
+        // `netlab demo`'s end-to-end driver: it runs the netlab executable as a person would.
+        .target(name: "NetlabDemo", dependencies: ["CNI", "Netlink", "Runtime", "SystemKit"]),
         .executableTarget(name: "netlab", dependencies: [
-            "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "NetlabDemo", "Runtime", "SystemKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Micro benchmark of the Netlink module (veth and address churn in its own netns).
@@ -76,6 +78,6 @@ let package = Package(
         .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "SystemKit", "TestSupport"]),
         .testTarget(name: "IPAMTests", dependencies: ["IPAM", "SystemKit", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
-        .testTarget(name: "NetlabTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "NetlabTests", dependencies: ["NetlabDemo", "TestSupport"]),
     ]
 )
