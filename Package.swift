@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(name: "cni-echo", dependencies: ["CNI", "SystemKit"]),
 
         // Tests.
-        .target(name: "TestSupport", dependencies: ["NetTypes"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["NetTypes", "SystemKit"], path: "Tests/TestSupport"),
         .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"]),
         .testTarget(name: "NetTypesTests", dependencies: ["NetTypes"]),
         .testTarget(name: "CNITests", dependencies: ["CNI", "TestSupport"]),
