@@ -67,9 +67,12 @@ let package = Package(
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI", "SystemKit"]),
 
+        // Stops for good between the write and the rename of an atomic file write; tests only.
+        .executableTarget(name: "atomic-write-probe", dependencies: ["SystemKit"]),
+
         // Tests.
         .target(name: "TestSupport", dependencies: ["NetTypes", "SystemKit"], path: "Tests/TestSupport"),
-        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"]),
+        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit", "TestSupport"]),
         .testTarget(name: "NetTypesTests", dependencies: ["NetTypes"]),
         .testTarget(name: "CNITests", dependencies: ["CNI", "TestSupport"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SystemKit", "TestSupport"]),
