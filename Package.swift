@@ -67,6 +67,8 @@ let package = Package(
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI", "SystemKit"]),
 
+        // A runtime for tests: one conflist ADD/DEL/CHECK through CNIRuntime per process.
+        .executableTarget(name: "cni-run", dependencies: ["CNI", "SystemKit"]),
         // Stops for good between the write and the rename of an atomic file write; tests only.
         .executableTarget(name: "atomic-write-probe", dependencies: ["SystemKit"]),
 
@@ -80,5 +82,7 @@ let package = Package(
         .testTarget(name: "IPAMTests", dependencies: ["IPAM", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
         .testTarget(name: "NetlabTests", dependencies: ["TestSupport"]),
+        // Hundreds of containers at once through the runtime, then nothing left.
+        .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
     ]
 )

@@ -115,7 +115,7 @@ public func runChecked(_ argv: [String], environment: [String: String]? = nil, s
 public func sh(_ script: String) -> CommandResult { runCommand(["/bin/sh", "-c", script]) }
 
 /// The executable `name` on PATH, else in the usual system directories.
-func findExecutable(_ name: String) -> String? {
+public func findExecutable(_ name: String) -> String? {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
     let dirs = path.split(separator: ":").map(String.init)
         + ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
