@@ -62,13 +62,6 @@ final class FilesTests: XCTestCase {
         XCTAssertEqual(try Files.list(dir), ["config"], "the temporary file was removed")
     }
 
-    func testAtomicWriteIntoAMissingDirectoryFails() throws {
-        let dir = try makeTemporaryDirectory()
-        XCTAssertThrowsError(try Files.writeAtomically(dir + "/missing/file", [1])) { error in
-            XCTAssertEqual((error as? SystemError)?.kind, .notFound)
-        }
-    }
-
     // MARK: createExclusive
 
     func testCreateExclusiveCreatesOnceAndNeverOverwrites() throws {
@@ -94,10 +87,14 @@ final class FilesTests: XCTestCase {
         XCTAssertEqual(try text(target), "precious")
     }
 
-    func testCreateExclusiveInAMissingDirectoryThrows() throws {
+    func testWritesIntoAMissingDirectoryFail() throws {
         let dir = try makeTemporaryDirectory()
-        XCTAssertThrowsError(try Files.createExclusive(dir + "/no/file", [1])) { error in
+        XCTAssertThrowsError(try Files.writeAtomically(dir + "/missing/file", [1])) { error in
             XCTAssertEqual((error as? SystemError)?.kind, .notFound)
+        }
+        XCTAssertThrowsError(try Files.createExclusive(dir + "/missing/file", [1])) { error in
+            XCTAssertEqual((error as? SystemError)?.kind, .notFound)
+            XCTAssertEqual((error as? SystemError)?.object, dir + "/missing/file")
         }
     }
 
