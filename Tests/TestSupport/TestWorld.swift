@@ -46,7 +46,7 @@ public final class TestWorld: @unchecked Sendable {
         // No IPv6 duplicate address detection in test worlds: a tentative address (also the
         // link-local one a new veth gets) makes the first packets of a test a matter of timing.
         try runChecked(["ip", "netns", "exec", name, "sh", "-c",
-                        "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"])
+                        "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad && echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"])
         return name
     }
 
