@@ -69,9 +69,14 @@ let package = Package(
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI", "SystemKit"]),
 
+        // A runtime for tests: one conflist ADD/DEL/CHECK through CNIRuntime per process.
+        .executableTarget(name: "cni-run", dependencies: ["CNI", "SystemKit"]),
+        // Stops for good between the write and the rename of an atomic file write; tests only.
+        .executableTarget(name: "atomic-write-probe", dependencies: ["SystemKit"]),
+
         // Tests.
-        .target(name: "TestSupport", dependencies: ["NetTypes"], path: "Tests/TestSupport"),
-        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"]),
+        .target(name: "TestSupport", dependencies: ["NetTypes", "SystemKit"], path: "Tests/TestSupport"),
+        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit", "TestSupport"]),
         .testTarget(name: "NetTypesTests", dependencies: ["NetTypes"]),
         .testTarget(name: "CNITests", dependencies: ["CNI", "SystemKit", "TestSupport"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SystemKit", "TestSupport"]),
@@ -79,5 +84,7 @@ let package = Package(
         .testTarget(name: "IPAMTests", dependencies: ["IPAM", "SystemKit", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
         .testTarget(name: "NetlabTests", dependencies: ["NetlabDemo", "TestSupport"]),
+        // Hundreds of containers at once through the runtime, then nothing left.
+        .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
     ]
 )

@@ -102,13 +102,14 @@ public enum Files {
         }
     }
 
-    /// mkdir; with `existingIsFine` an existing directory is no error.
+    /// mkdir; with `existingIsFine` an existing directory (or a symlink to one) is no error,
+    /// while a file of another kind in its place still is (EEXIST).
     public static func makeDirectory(_ path: String, permissions: mode_t = 0o755,
                                      existingIsFine: Bool = true) throws(SystemError) {
         do {
             try syscall("mkdir", path) { mkdir(path, permissions) }
         } catch where error.errno == .exists && existingIsFine {
-            return
+            guard isDirectory(path) else { throw error }
         }
     }
 
