@@ -77,6 +77,17 @@ struct PeerEntries: Sendable, Hashable {
     var route: Route
 }
 
+extension PeerEntries {
+    /// Neighbour, FDB entry, then route: the kernel never resolves the gateway itself.
+    var additions: [KernelChange] {
+        [neighbour.map(KernelChange.setNeighbour), fdb.map(KernelChange.setFDB)].compactMap { $0 } + [.setRoute(route)]
+    }
+    /// Route first, then neighbour and FDB entry.
+    var removals: [KernelChange] {
+        [.removeRoute(route)] + [neighbour.map(KernelChange.removeNeighbour), fdb.map(KernelChange.removeFDB)].compactMap { $0 }
+    }
+}
+
 /// The managed entries the kernel holds now (already limited to the VTEP's device and family
 /// where the dump allows it).
 struct KernelEntries: Sendable, Hashable {

@@ -40,30 +40,32 @@ extension VTEP {
     /// considered. Needs the device (`ensure` first).
     @discardableResult
     public func reconcile(_ peers: [OverlayPeer]) throws -> ReconcileSummary {
-        let plan = try makePlan()
-        let (entries, conflicts) = plan.desired(peers)
-        let changes = plan.changes(from: try kernelEntries(plan.links), to: entries)
-        try apply(changes, entries, conflicts: conflicts)
-        return ReconcileSummary(changes: changes, conflicts: conflicts)
+        try lock.withLock {
+            let plan = try makePlan()
+            let (entries, conflicts) = plan.desired(peers)
+            let changes = plan.changes(from: try kernelEntries(plan.links), to: entries)
+            try apply(changes, entries, conflicts: conflicts)
+            return ReconcileSummary(changes: changes, conflicts: conflicts)
+        }
     }
 
     /// Programs one peer (neighbour, FDB entry, then route; or the direct route), replacing
     /// entries that differ. A peer this VTEP cannot take throws `.invalid` with the reason.
     @discardableResult
     public func addPeer(_ peer: OverlayPeer) throws -> [KernelChange] {
+        try lock.withLock { try programPeer(peer) }
+    }
+
+    private func programPeer(_ peer: OverlayPeer) throws -> [KernelChange] {
         let plan = try makePlan()
         let (entries, conflicts) = plan.desired([peer])
         if let conflict = conflicts.first {
             throw SystemError(operation: "add peer", object: "\(peer)", errno: .invalidArgument, message: conflict.reason)
         }
         guard let e = entries.first else { return [] }   // this host itself
-        var changes = [e.neighbour.map(KernelChange.setNeighbour), e.fdb.map(KernelChange.setFDB)].compactMap { $0 }
-        changes.append(.setRoute(e.route))   // replaces a route of the other form too
-        if e.neighbour == nil {
-            // Reached directly now: tunnel entries from before go.
-            let tunnel = plan.entries(for: peer, direct: false)
-            changes += [tunnel.neighbour.map(KernelChange.removeNeighbour), tunnel.fdb.map(KernelChange.removeFDB)].compactMap { $0 }
-        }
+        // The route replaces one of the other form; a peer reached directly now also loses
+        // the tunnel entries it had before.
+        let changes = e.additions + (e.neighbour == nil ? plan.entries(for: peer, direct: false).removals : [])
         try apply(changes, entries, conflicts: [])
         return changes
     }
@@ -71,12 +73,11 @@ extension VTEP {
     /// Removes a peer's route (either form), neighbour and FDB entry; what is gone already is
     /// no error.
     public func removePeer(_ peer: OverlayPeer) throws {
-        let plan = try makePlan()
-        let tunnel = plan.entries(for: peer, direct: false)
-        let direct = plan.entries(for: peer, direct: true)
-        let changes: [KernelChange] = [.removeRoute(tunnel.route), .removeRoute(direct.route)]
-            + [tunnel.neighbour.map(KernelChange.removeNeighbour), tunnel.fdb.map(KernelChange.removeFDB)].compactMap { $0 }
-        try apply(changes, [], conflicts: [])
+        try lock.withLock {
+            let plan = try makePlan()
+            let changes = plan.entries(for: peer, direct: true).removals + plan.entries(for: peer, direct: false).removals
+            try apply(changes, [], conflicts: [])
+        }
     }
 
     // MARK: reading and applying
@@ -134,11 +135,15 @@ extension VTEP {
         case .setRoute(let r):
             try socket.replaceRoute(r)
         case .removeRoute(let r):
-            // Identify the route by what the kernel matches on; the rest of a read-back
-            // route (MTU, preferred source) plays no part.
-            let key = Route(destination: r.destination, gateway: r.gateway, outputIndex: r.outputIndex,
-                            metric: r.metric, table: r.table, proto: r.proto)
-            try ignoringNotFound { try socket.deleteRoute(key) }
+            try removeRoute(r)
         }
+    }
+
+    /// Deletes a route, identified by what the kernel matches on (the rest of a read-back
+    /// route, such as MTU or preferred source, plays no part); a missing route is no error.
+    func removeRoute(_ r: Route) throws {
+        let key = Route(destination: r.destination, gateway: r.gateway, outputIndex: r.outputIndex,
+                        metric: r.metric, table: r.table, proto: r.proto)
+        try ignoringNotFound { try socket.deleteRoute(key) }
     }
 }

@@ -56,12 +56,15 @@ public struct VTEPDevice: Sendable, Hashable {
     }
 }
 
-/// One VTEP of the overlay, in the namespace it was opened for.
+/// One VTEP of the overlay, in the namespace it was opened for. Its operations may be called
+/// from any thread; they run one at a time.
 public final class VTEP: Sendable {
     public let config: VTEPConfig
     /// The namespace's path; nil: the namespace of the thread that created this VTEP.
     public let namespacePath: String?
     let socket: RouteSocket
+    /// Serialises the operations, so that a reconcile never diffs against a half-made change.
+    let lock = Lock()
 
     /// Validates `config` and opens an rtnetlink socket inside the netns at `namespace` (a
     /// path, or a name under /run/netns), or in the caller's namespace.
@@ -82,10 +85,14 @@ public final class VTEP: Sendable {
     /// When the result `needsReconcile`, the peer entries must be programmed again.
     @discardableResult
     public func ensure() throws -> VTEPDevice {
+        try lock.withLock { try ensureDevice() }
+    }
+
+    private func ensureDevice() throws -> VTEPDevice {
         let underlay = try socket.requireLink(named: config.underlay)
         let mtu = config.mtu ?? VTEPConfig.deviceMTU(linkMTU: underlay.mtu, underlay: config.publicIP.family)
         var changes: [DeviceChange] = []
-        var link = try ensureDevice(underlay: underlay.index, mtu: mtu, &changes)
+        let link = try ensureLink(underlay: underlay.index, mtu: mtu, &changes)
         if link.mtu != mtu {
             try socket.setMTU(link.index, mtu)
             changes.append(.mtu(from: link.mtu, to: mtu))
@@ -98,16 +105,12 @@ public final class VTEP: Sendable {
         try disableRouterAdvertisements(&changes)
         if !link.isUp {
             try socket.setUp(link.index)
-            link.flags |= Self.interfaceUp
             changes.append(.broughtUp)
         }
         return VTEPDevice(name: config.name, index: link.index, mac: config.mac, mtu: mtu, changes: changes)
     }
 
-    /// IFF_UP.
-    private static let interfaceUp: UInt32 = 0x1
-
-    private func ensureDevice(underlay: Int32, mtu: UInt32, _ changes: inout [DeviceChange]) throws -> Link {
+    private func ensureLink(underlay: Int32, mtu: UInt32, _ changes: inout [DeviceChange]) throws -> Link {
         if let found = try socket.vxlanLink(named: config.name) {
             guard let reason = incompatibility(found.vxlan, kind: found.link.kind, underlay: underlay) else {
                 return found.link
@@ -179,6 +182,10 @@ public final class VTEP: Sendable {
     /// it) and the overlay's direct routes on the underlay. What is gone already is no error;
     /// every step is tried, and the first failure is thrown afterwards.
     public func teardown() throws {
+        try lock.withLock { try removeAll() }
+    }
+
+    private func removeAll() throws {
         var failures: [any Error] = []
         do {
             try ignoringNotFound { try socket.deleteLink(named: config.name) }
@@ -187,7 +194,7 @@ public final class VTEP: Sendable {
         }
         do {
             for route in try socket.routes(family: config.family) where isDirectRoute(route) {
-                try ignoringNotFound { try socket.deleteRoute(route) }
+                try removeRoute(route)
             }
         } catch {
             failures.append(error)

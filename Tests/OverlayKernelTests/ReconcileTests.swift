@@ -15,8 +15,7 @@ final class ReconcileTests: XCTestCase {
         let before = try KernelSnapshot(host)
         let monitor = try NetlinkMonitor(netns: host.netns, directory: world.world.tempDirectory("monitor"))
         defer { monitor.stop() }
-        try host.ip("link", "add", "probe0", "type", "bridge")
-        XCTAssertTrue(monitor.wait(for: "probe0"), "ip monitor saw the first probe: \(monitor.text)")
+        XCTAssertTrue(try monitor.isListening(host), "ip monitor saw the first probe: \(monitor.text)")
 
         // The same VTEP object, and a new one as after a daemon restart.
         for _ in 0..<2 {
@@ -170,11 +169,22 @@ final class NetlinkMonitor {
         return process.isRunning ? content : content + "<ip monitor exited \(process.terminationStatus)>"
     }
 
-    /// Waits up to 5 s for a line containing `needle`.
-    func wait(for needle: String) -> Bool {
-        for _ in 0..<500 {
+    /// Waits up to `seconds` for a line containing `needle`.
+    func wait(for needle: String, seconds: Int = 5) -> Bool {
+        for _ in 0..<(seconds * 100) {
             if text.contains(needle) { return true }
             usleep(10_000)
+        }
+        return false
+    }
+
+    /// Adds a bridge `probe0` to the host until the monitor reports it (it may subscribe only
+    /// after the first one was made), deleting it between attempts.
+    func isListening(_ host: SimulatedHost) throws -> Bool {
+        for _ in 0..<10 {
+            try host.ip("link", "add", "probe0", "type", "bridge")
+            if wait(for: "probe0", seconds: 1) { return true }
+            try host.ip("link", "del", "probe0")
         }
         return false
     }

@@ -121,6 +121,27 @@ final class VTEPTests: XCTestCase {
         try vteps[0].teardown()
     }
 
+    func testGBPAndLearningWhenAskedAndAChangeOfEitherRecreatesTheDevice() throws {
+        let world = try OverlayWorld(self, hosts: 1)
+        let host = world.hosts[0]
+        var config = host.config()
+        config.gbp = true
+        config.learning = true
+        try VTEP(config, namespace: host.path).ensure()
+        func vxlanData() throws -> [String: Any]? {
+            (try host.link("flannel.1")["linkinfo"] as? [String: Any])?["info_data"] as? [String: Any]
+        }
+        XCTAssertEqual(try vxlanData()?["gbp"] as? Bool, true)
+        XCTAssertEqual(try vxlanData()?["learning"] as? Bool, true)
+
+        config.gbp = false
+        XCTAssertEqual(try VTEP(config, namespace: host.path).ensure().changes.first, .recreated(reason: "gbp on, want off"))
+        XCTAssertNil(try vxlanData()?["gbp"])
+        config.learning = false
+        XCTAssertEqual(try VTEP(config, namespace: host.path).ensure().changes.first, .recreated(reason: "learning on, want off"))
+        XCTAssertEqual(try vxlanData()?["learning"] as? Bool, false)
+    }
+
     func testAPeerThisVTEPCannotTakeIsRefusedWithItsReason() throws {
         let world = try OverlayWorld(self, hosts: 2)
         let vteps = try world.connectAll()
