@@ -150,6 +150,9 @@ struct Plan: Sendable {
     private func refusal(_ peer: OverlayPeer, furthestEnd: IPAddress?, macs: Set<MACAddress>) -> String? {
         if peer.subnet.family != config.family { return "subnet is not of the overlay's family" }
         if peer.publicIP.family != config.publicIP.family { return "public IP is not of the underlay's family" }
+        if peer.publicIP.isUnspecified || peer.publicIP.isLoopback || peer.publicIP == config.publicIP {
+            return "public IP \(peer.publicIP) is not another host's address"
+        }
         if !config.network.contains(peer.subnet) { return "subnet is outside the network \(config.network)" }
         if peer.subnet.overlaps(config.subnet) { return "subnet overlaps this host's \(config.subnet)" }
         if let end = furthestEnd, peer.subnet.networkAddress <= end { return "subnet overlaps another peer's" }
@@ -211,8 +214,8 @@ struct Plan: Sendable {
             out.append(.setRoute(want))
         }
         out += neighbours.filter { $0.ip.map(wantedNeighbours.contains) != true }.map { .removeNeighbour($0) }
-        // Removed by MAC alone: the kernel then drops every destination the entry has (an
-        // all-zero or multicast MAC can have several, and a dump shows libnl only one).
+        // Removed by MAC alone: the kernel then drops every destination of the entry in one
+        // request (an all-zero or multicast MAC can have several).
         var staleMACs: [MACAddress] = []
         for mac in fdb.compactMap(\.mac) where !wantedMACs.contains(mac) && !staleMACs.contains(mac) {
             staleMACs.append(mac)

@@ -122,9 +122,10 @@ final class PlanTests: XCTestCase {
         let outside = OverlayPeer(subnet: CIDR("10.99.0.0/24")!, publicIP: b.publicIP, vtepMAC: MACAddress("0e:00:00:00:00:99")!)
         let sameMAC = OverlayPeer(subnet: CIDR("10.244.4.0/24")!, publicIP: IPAddress("198.18.0.14")!, vtepMAC: b.vtepMAC)
         let v6 = OverlayPeer(subnet: CIDR("fd10::/64")!, publicIP: b.publicIP, vtepMAC: MACAddress("0e:00:00:00:00:06")!)
-        let (entries, conflicts) = p.desired([me, thief, outside, b, sameMAC, v6])
+        let nowhere = OverlayPeer(subnet: CIDR("10.244.5.0/24")!, publicIP: IPAddress("0.0.0.0")!, vtepMAC: MACAddress("0e:00:00:00:00:05")!)
+        let (entries, conflicts) = p.desired([me, thief, outside, b, sameMAC, v6, nowhere])
         XCTAssertEqual(entries.map(\.peer), [b])
-        XCTAssertEqual(Set(conflicts.map(\.peer)), [thief, outside, sameMAC, v6])
+        XCTAssertEqual(Set(conflicts.map(\.peer)), [thief, outside, sameMAC, v6, nowhere])
         XCTAssertEqual(conflicts.first { $0.peer == thief }?.reason, "subnet overlaps this host's 10.244.1.0/24")
     }
 
