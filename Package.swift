@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CNetlink", "NetTypes", "SystemKit"]),
         .target(name: "NFTables", dependencies: ["CNFTables", "NetTypes", "SystemKit"]),
         .target(name: "IPAM", dependencies: ["CNI", "NetTypes", "SystemKit"]),
+        // The kernel side of overlayd: the VXLAN device and per-peer neighbour/FDB/route entries.
+        .target(name: "OverlayKernel", dependencies: ["Netlink", "NFTables", "NetTypes", "SystemKit"]),
 
         // Plugin logic, one module per plugin; the executables are thin.
         .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
@@ -63,6 +65,9 @@ let package = Package(
         // Micro benchmark of nftables map updates, in a private netns.
         .executableTarget(name: "nft-bench", dependencies: ["NFTables", "NetTypes", "SystemKit"]),
 
+        // Benchmark of OverlayKernel: 1,000 peers programmed and reconciled in a private netns.
+        .executableTarget(name: "overlay-bench", dependencies: ["OverlayKernel", "Netlink", "NetTypes", "SystemKit"]),
+
         // Benchmark driver: ADD/DEL latency of a conflist through CNIRuntime (scripts/bench-bridge.sh).
         .executableTarget(name: "cni-bench", dependencies: ["CNI", "SystemKit"]),
 
@@ -86,5 +91,6 @@ let package = Package(
         .testTarget(name: "NetlabTests", dependencies: ["NetlabDemo", "TestSupport"]),
         // Hundreds of containers at once through the runtime, then nothing left.
         .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
+        .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
     ]
 )
