@@ -29,7 +29,7 @@ final class AddressRouteTests: XCTestCase {
 
         let listed = try s.addresses(index: a0.index)
         XCTAssertTrue(listed.contains { $0.address == v4 && $0.broadcast == IPAddress("10.20.30.255") })
-        XCTAssertTrue(listed.contains { $0.address == v6 && $0.flags & 0x02 != 0 })
+        XCTAssertTrue(listed.contains { $0.address == v6 && $0.isNoDAD })
         XCTAssertEqual(try s.addresses(index: a0.index, family: .v4).count, 2)
         XCTAssertTrue(try s.addresses(index: a0.index, family: .v6).allSatisfy { $0.family == .v6 })
 
