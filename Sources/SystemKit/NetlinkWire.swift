@@ -31,6 +31,7 @@ public enum NetlinkWire {
     public static let flagCreate: UInt16 = 0x400        // NLM_F_CREATE
     public static let flagAppend: UInt16 = 0x800        // NLM_F_APPEND
     public static let attrNested: UInt16 = 0x8000       // NLA_F_NESTED
+    public static let attrTypeMask: UInt16 = 0x3fff     // NLA_TYPE_MASK (without NESTED, NET_BYTEORDER)
     public static let errorAttrMessage: UInt16 = 1      // NLMSGERR_ATTR_MSG
 
     /// How often a dump interrupted by a concurrent change is started again before the caller
@@ -72,7 +73,7 @@ public enum NetlinkWire {
         }
         while offset + 4 <= length {
             let attrLength = Int(message.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            let type = message.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
+            let type = message.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & attrTypeMask
             guard attrLength >= 4, offset + attrLength <= length else { break }
             if type == errorAttrMessage {
                 let text = UnsafeRawBufferPointer(rebasing: message[(offset + 4)..<(offset + attrLength)])

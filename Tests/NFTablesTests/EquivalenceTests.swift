@@ -38,6 +38,7 @@ final class EquivalenceTests: XCTestCase {
                 b.add(NFTSet(table: t, name: "hostmap6", keyType: [.ipv6Addr, .inetProto, .inetService],
                              data: .values([.ipv6Addr, .inetService])))
                 b.add(NFTSet(table: t, name: "bridges", keyType: [.ifname]))
+                b.add(NFTSet(table: t, name: "hairpin", keyType: [.ipv4Addr, .ifname]))
             }
         }
         let a4 = { (s: String) in IPAddress(s)! }
@@ -82,6 +83,12 @@ final class EquivalenceTests: XCTestCase {
             ("ctr-rules", "meta mark 0x10 return", { $0.match(.mark, .mark(0x10)).return() }),
             ("ctr-rules", "meta mark set 0x20 goto ctr-rules-2", { $0.setMark(0x20).goto("ctr-rules-2") }),
             ("ctr-rules", "meta l4proto udp counter", { $0.match(.l4proto, .udp).counter() }),
+            ("post", "meta mark and 0x00004000 == 0x00004000 masquerade", { $0.matchMark(allOf: 0x4000).masquerade() }),
+            ("pre", "meta nfproto ipv6 ip6 daddr != ::1 counter",
+             { $0.match(family: .v6).match(.ip6Daddr, not: .address(a4("::1"))).counter() }),
+            ("pre", "meta nfproto ipv4 meta l4proto tcp counter", { $0.match(family: .v4).match(.l4proto, .tcp).counter() }),
+            ("filt", "ct status dnat ip daddr . iifname @hairpin meta mark set meta mark or 0x00004000",
+             { $0.ctStatus(.dnat).match([.ipDaddr, .iifname], inSet: "hairpin").setMark(or: 0x4000) }),
         ]
         var batch = Batch()
         for (chain, text, build) in cases {
