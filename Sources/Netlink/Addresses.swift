@@ -68,20 +68,16 @@ extension RouteSocket {
 
     /// Addresses of the namespace, optionally of one link and/or one family.
     public func addresses(index: Int32? = nil, family: IPAddress.Family? = nil) throws -> [InterfaceAddress] {
-        let cache = try dump("list addresses", cache: "route/addr", request: RTM.getAddress,
-                             header: MemoryLayout<ifaddrmsg>.size, family: family?.linuxAF ?? AF_UNSPEC)
-        var out: [InterfaceAddress] = []
-        forEach(cache) { a in
+        try list(.addresses, family: family?.linuxAF ?? AF_UNSPEC) { a in
             let idx = rtnl_addr_get_ifindex(a)
-            if let index, idx != index { return }
-            guard let local = cidr(rtnl_addr_get_local(a)) else { return }
-            if let family, local.family != family { return }
-            out.append(InterfaceAddress(
+            if let index, idx != index { return nil }
+            guard let local = cidr(rtnl_addr_get_local(a)) else { return nil }
+            if let family, local.family != family { return nil }
+            return InterfaceAddress(
                 index: idx, address: local, broadcast: ipAddress(rtnl_addr_get_broadcast(a)),
                 scope: Scope(rawValue: UInt8(truncatingIfNeeded: rtnl_addr_get_scope(a))),
                 flags: UInt32(truncatingIfNeeded: rtnl_addr_get_flags(a)),
-                label: rtnl_addr_get_label(a).map { String(cString: $0) }))
+                label: rtnl_addr_get_label(a).map { String(cString: $0) })
         }
-        return out
     }
 }

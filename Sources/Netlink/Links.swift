@@ -85,11 +85,7 @@ extension RouteSocket {
 
     /// Every link of the socket's namespace.
     public func links() throws -> [Link] {
-        var result: [Link] = []
-        let cache = try dump("list links", cache: "route/link", request: RTM.getLink,
-                             header: MemoryLayout<ifinfomsg>.size, family: AF_UNSPEC)
-        forEach(cache) { result.append(Link($0)) }
-        return result
+        try list(.links, family: AF_UNSPEC) { Link($0) }
     }
 
     // MARK: creation

@@ -92,22 +92,17 @@ extension RouteSocket {
     /// Neighbours of one family (ARP/NDP, or the bridge FDB with `.bridge`), optionally of one link.
     public func neighbours(family: Neighbour.Family, index: Int32? = nil) throws -> [Neighbour] {
         // Asked per family: an AF_UNSPEC dump leaves the bridge FDB out.
-        let cache = try dump("list neighbours", cache: "route/neigh", request: RTM.getNeighbour,
-                             header: MemoryLayout<ndmsg>.size, family: family.af)
-        var out: [Neighbour] = []
-        forEach(cache) { o in
-            let fam = rtnl_neigh_get_family(o)
-            guard fam == family.af else { return }
+        try list(.neighbours, family: family.af) { o in
+            guard rtnl_neigh_get_family(o) == family.af else { return nil }
             let idx = rtnl_neigh_get_ifindex(o)
-            if let index, idx != index { return }
+            if let index, idx != index { return nil }
             let master = rtnl_neigh_get_master(o)
-            out.append(Neighbour(index: idx, family: family, ip: ipAddress(rtnl_neigh_get_dst(o)),
-                                 mac: macAddress(rtnl_neigh_get_lladdr(o)),
-                                 state: UInt16(truncatingIfNeeded: rtnl_neigh_get_state(o)),
-                                 flags: UInt8(truncatingIfNeeded: rtnl_neigh_get_flags(o)),
-                                 masterIndex: master > 0 ? master : nil))
+            return Neighbour(index: idx, family: family, ip: ipAddress(rtnl_neigh_get_dst(o)),
+                             mac: macAddress(rtnl_neigh_get_lladdr(o)),
+                             state: UInt16(truncatingIfNeeded: rtnl_neigh_get_state(o)),
+                             flags: UInt8(truncatingIfNeeded: rtnl_neigh_get_flags(o)),
+                             masterIndex: master > 0 ? master : nil)
         }
-        return out
     }
 
     private func describe(_ n: Neighbour) -> String {

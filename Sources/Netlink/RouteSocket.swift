@@ -99,41 +99,50 @@ public final class RouteSocket: @unchecked Sendable {
         return NetlinkError(operation: operation, object: object, errno: e, message: msg)
     }
 
-    /// Dumps one kind of rtnetlink object into a fresh libnl cache (`cacheName`, e.g.
-    /// "route/link"), starting again while a concurrent change interrupts the dump; the
-    /// caller owns the returned cache (see `forEach`). libnl reads an interrupted dump to its
-    /// end before it reports NLE_DUMP_INTR, so nothing stale is left on the socket; each
-    /// attempt fills a new cache, so nothing stale is left in the result either (libnl's own
-    /// nl_cache_refill restarts into the same cache, forever).
-    func dump(_ operation: String, cache cacheName: String, request type: Int32,
-              header: Int, family: Int32) throws(SystemError) -> OpaquePointer {
+    /// Dumps one kind of rtnetlink object and returns what `read` makes of each (nil: left
+    /// out). The dump starts again while a concurrent change interrupts it. libnl reads an
+    /// interrupted dump to its end before it reports NLE_DUMP_INTR, so nothing stale is left
+    /// on the socket; each attempt fills a new cache, so nothing stale is left in the result
+    /// either (libnl's own nl_cache_refill restarts into the same cache, forever).
+    func list<T>(_ request: DumpRequest, family: Int32, _ read: (OpaquePointer) -> T?) throws(SystemError) -> [T] {
+        let cache = try dump(request, family: family)
+        defer { nl_cache_free(cache) }
+        var out: [T] = []
+        var obj = nl_cache_get_first(cache)
+        while let o = obj {
+            if let item = read(o) { out.append(item) }
+            obj = nl_cache_get_next(o)
+        }
+        return out
+    }
+
+    private func dump(_ request: DumpRequest, family: Int32) throws(SystemError) -> OpaquePointer {
         let object = namespacePath ?? "current netns"
         return try lock.withLock { () throws(SystemError) -> OpaquePointer in
             var interrupted = false
             return try NetlinkWire.retryingInterruptedDump(
-                operation, object, subsystem: nil, isInterrupted: { _ in interrupted }
+                request.operation, object, subsystem: nil, isInterrupted: { _ in interrupted }
             ) { () throws(SystemError) -> OpaquePointer in
                 if interrupted { restarts += 1 }
                 capture.reset()
-                let (cache, rc) = dumpOnce(cacheName, type, header: header, family: family)
+                let (cache, rc) = dumpOnce(request, family: family)
                 if let cache { return cache }
                 interrupted = abs(rc) == NLE_DUMP_INTR
-                throw makeError(operation, object, rc)
+                throw makeError(request.operation, object, rc)
             }
         }
     }
 
     /// One dump request and its answer, picked up into a new cache: the cache, or libnl's
     /// error code (the cache freed).
-    private func dumpOnce(_ cacheName: String, _ type: Int32, header: Int,
-                          family: Int32) -> (cache: OpaquePointer?, rc: Int32) {
+    private func dumpOnce(_ request: DumpRequest, family: Int32) -> (cache: OpaquePointer?, rc: Int32) {
         var cache: OpaquePointer?
-        var rc = nl_cache_alloc_name(cacheName, &cache)
+        var rc = nl_cache_alloc_name(request.cache, &cache)
         guard rc >= 0, let cache else { return (nil, rc < 0 ? rc : -NLE_NOMEM) }
         // Every rtnetlink request header starts with its family byte.
-        var request = [UInt8](repeating: 0, count: header)
-        request[0] = UInt8(truncatingIfNeeded: family)
-        rc = request.withUnsafeMutableBytes { nl_send_simple(sock, type, RTM.dump, $0.baseAddress, $0.count) }
+        var header = [UInt8](repeating: 0, count: request.headerSize)
+        header[0] = UInt8(truncatingIfNeeded: family)
+        rc = header.withUnsafeMutableBytes { nl_send_simple(sock, request.type, RTM.dump, $0.baseAddress, $0.count) }
         if rc >= 0 { rc = nl_cache_pickup(sock, cache) }
         if rc >= 0 { return (cache, rc) }
         nl_cache_free(cache)
@@ -148,16 +157,24 @@ public final class RouteSocket: @unchecked Sendable {
         let m = msg.take()
         try perform(operation, object()) { nl_send_sync(sock, m) }
     }
+}
 
-    /// Iterates over the objects of a freshly dumped cache, freeing the cache afterwards.
-    func forEach(_ cache: OpaquePointer, _ body: (OpaquePointer) -> Void) {
-        defer { nl_cache_free(cache) }
-        var obj = nl_cache_get_first(cache)
-        while let o = obj {
-            body(o)
-            obj = nl_cache_get_next(o)
-        }
-    }
+/// What one rtnetlink dump asks for: the libnl cache type that parses the answer, the
+/// request's message type and the size of its fixed header.
+struct DumpRequest {
+    let operation: String
+    let cache: String
+    let type: Int32
+    let headerSize: Int
+
+    static let links = DumpRequest(operation: "list links", cache: "route/link", type: RTM.getLink,
+                                   headerSize: MemoryLayout<ifinfomsg>.size)
+    static let addresses = DumpRequest(operation: "list addresses", cache: "route/addr", type: RTM.getAddress,
+                                       headerSize: MemoryLayout<ifaddrmsg>.size)
+    static let routes = DumpRequest(operation: "list routes", cache: "route/route", type: RTM.getRoute,
+                                    headerSize: MemoryLayout<rtmsg>.size)
+    static let neighbours = DumpRequest(operation: "list neighbours", cache: "route/neigh", type: RTM.getNeighbour,
+                                        headerSize: MemoryLayout<ndmsg>.size)
 }
 
 /// Checks what a libnl setter returned (a negative NLE_* code for a value it refuses), so a

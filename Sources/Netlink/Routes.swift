@@ -97,33 +97,11 @@ extension RouteSocket {
 
     /// Routes of one family (nil: both), in one table (nil: all tables).
     public func routes(family: IPAddress.Family? = nil, table: UInt32? = Route.mainTable) throws -> [Route] {
-        let cache = try dump("list routes", cache: "route/route", request: RTM.getRoute,
-                             header: MemoryLayout<rtmsg>.size, family: family?.linuxAF ?? AF_UNSPEC)
-        var out: [Route] = []
-        forEach(cache) { r in
+        try list(.routes, family: family?.linuxAF ?? AF_UNSPEC) { r in
             let t = rtnl_route_get_table(r)
-            if let table, t != table { return }
-            let fam = rtnl_route_get_family(r)
-            guard fam == UInt8(AF_INET) || fam == UInt8(AF_INET6) else { return }
-            let dst = cidr(rtnl_route_get_dst(r))
-                ?? CIDR.defaultRoute(fam == UInt8(AF_INET) ? .v4 : .v6)
-            var route = Route(destination: dst, table: t)
-            route.scope = Scope(rawValue: rtnl_route_get_scope(r))
-            let prio = rtnl_route_get_priority(r)
-            route.metric = prio
-            route.proto = rtnl_route_get_protocol(r)
-            route.source = ipAddress(rtnl_route_get_pref_src(r))
-            var mtu: UInt32 = 0
-            if rtnl_route_get_metric(r, RouteConstant.metricMTU, &mtu) == 0, mtu > 0 { route.mtu = mtu }
-            if rtnl_route_get_nnexthops(r) > 0, let nh = rtnl_route_nexthop_n(r, 0) {
-                let idx = rtnl_route_nh_get_ifindex(nh)
-                route.outputIndex = idx > 0 ? idx : nil
-                route.gateway = ipAddress(rtnl_route_nh_get_gateway(nh))
-                route.onLink = rtnl_route_nh_get_flags(nh) & RouteConstant.nextHopOnLink != 0
-            }
-            out.append(route)
+            if let table, t != table { return nil }
+            return Route(r, table: t)
         }
-        return out
     }
 
     private func describe(_ r: Route) -> String {
@@ -132,5 +110,28 @@ extension RouteSocket {
         if let i = r.outputIndex { s += " dev ifindex \(i)" }
         if r.table != Route.mainTable { s += " table \(r.table)" }
         return s
+    }
+}
+
+extension Route {
+    /// Reads a libnl rtnl_route of table `table` (not retained); nil for a family other than
+    /// IPv4 and IPv6.
+    init?(_ r: OpaquePointer, table: UInt32) {
+        let fam = rtnl_route_get_family(r)
+        guard fam == UInt8(AF_INET) || fam == UInt8(AF_INET6) else { return nil }
+        let dst = cidr(rtnl_route_get_dst(r)) ?? CIDR.defaultRoute(fam == UInt8(AF_INET) ? .v4 : .v6)
+        self.init(destination: dst, table: table)
+        scope = Scope(rawValue: rtnl_route_get_scope(r))
+        metric = rtnl_route_get_priority(r)
+        proto = rtnl_route_get_protocol(r)
+        source = ipAddress(rtnl_route_get_pref_src(r))
+        var mtu: UInt32 = 0
+        if rtnl_route_get_metric(r, RouteConstant.metricMTU, &mtu) == 0, mtu > 0 { self.mtu = mtu }
+        if rtnl_route_get_nnexthops(r) > 0, let nh = rtnl_route_nexthop_n(r, 0) {
+            let idx = rtnl_route_nh_get_ifindex(nh)
+            outputIndex = idx > 0 ? idx : nil
+            gateway = ipAddress(rtnl_route_nh_get_gateway(nh))
+            onLink = rtnl_route_nh_get_flags(nh) & RouteConstant.nextHopOnLink != 0
+        }
     }
 }
