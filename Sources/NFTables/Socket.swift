@@ -42,11 +42,14 @@ public final class NFTSocket: @unchecked Sendable {
             g.message(NFT_MSG_GETGEN.rawValue, family: 0, seq: sentinel) { _ in }
             try channel.send(g.bytes, "send getgen")
 
-            var failures: [(seq: UInt32, errno: Int32, message: String?)] = []
+            // Acks of this batch only (anything else is left from an abandoned request), the
+            // first in batch order; positions count from the begin message (wrapping).
+            var failures: [(position: UInt32, seq: UInt32, errno: Int32, message: String?)] = []
             try channel.receiveAcks(until: sentinel) { seq, errno, message in
-                if errno != 0 && seq >= beginSeq { failures.append((seq, errno, message)) }
+                let position = seq &- beginSeq
+                if errno != 0 && position < sentinel &- beginSeq { failures.append((position, seq, errno, message)) }
             }
-            guard let f = failures.min(by: { $0.seq < $1.seq }) else { return }
+            guard let f = failures.min(by: { $0.position < $1.position }) else { return }
             if let i = owners[f.seq] {
                 let names = batch.operations[i].names
                 throw NFTError.nft(operation: names.operation, object: names.object, errno: f.errno,
