@@ -43,13 +43,15 @@ public struct VXLANSpec: Sendable {
     public var ttl: UInt8?
     public var mtu: UInt32?
     public var mac: MACAddress?
+    /// The Group-Based Policy extension (the kernel takes it only at creation).
+    public var gbp: Bool
 
     public init(name: String, vni: UInt32, local: IPAddress? = nil, remote: IPAddress? = nil,
                 underlayIndex: Int32? = nil, port: UInt16 = 4789, learning: Bool = false,
-                ttl: UInt8? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil) {
+                ttl: UInt8? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil, gbp: Bool = false) {
         self.name = name; self.vni = vni; self.local = local; self.remote = remote
         self.underlayIndex = underlayIndex; self.port = port; self.learning = learning
-        self.ttl = ttl; self.mtu = mtu; self.mac = mac
+        self.ttl = ttl; self.mtu = mtu; self.mac = mac; self.gbp = gbp
     }
 }
 
@@ -153,6 +155,9 @@ extension RouteSocket {
         try checkSetter(op, object, "learning") { rtnl_link_vxlan_set_learning(link, spec.learning ? 1 : 0) }
         try checkSetter(op, object, "l2miss") { rtnl_link_vxlan_set_l2miss(link, 0) }
         try checkSetter(op, object, "l3miss") { rtnl_link_vxlan_set_l3miss(link, 0) }
+        if spec.gbp {
+            try checkSetter(op, object, "gbp") { rtnl_link_vxlan_set_flags(link, UInt32(RTNL_LINK_VXLAN_F_GBP), 1) }
+        }
         if let ttl = spec.ttl { try checkSetter(op, object, "ttl") { rtnl_link_vxlan_set_ttl(link, ttl) } }
         if let mtu = spec.mtu { rtnl_link_set_mtu(link, mtu) }
         if let mac = spec.mac { try NLAddr(mac).pass { rtnl_link_set_addr(link, $0) } }

@@ -1,6 +1,4 @@
-// VXLAN devices as an overlay daemon needs them: created with the Group-Based Policy
-// extension when asked (the kernel takes GBP only at creation), and read back with their
-// VXLAN attributes, so a daemon can tell a device that matches its configuration from one
+// VXLAN devices as an overlay daemon needs them: read back with their VXLAN attributes, so a daemon can tell a device that matches its configuration from one
 // that must be re-created.
 
 import CNetlink
@@ -35,39 +33,10 @@ extension RouteSocket {
     /// device), or nil when there is no such link. One RTM_GETLINK.
     public func vxlanLink(named name: String) throws -> (link: Link, vxlan: VXLANAttributes?)? {
         var out: OpaquePointer?
-        do {
-            try perform("get link", name) { rtnl_link_get_kernel(sock, 0, name, &out) }
-        } catch let e as NetlinkError where e.isNotFound {
-            return nil
-        }
+        guard try performIfPresent("get link", name, { rtnl_link_get_kernel(sock, 0, name, &out) }) else { return nil }
         guard let out else { return nil }
         defer { rtnl_link_put(out) }
         return (Link(out), rtnl_link_is_vxlan(out) != 0 ? VXLANAttributes(out) : nil)
-    }
-
-    /// Creates a VXLAN device from `spec`, with the Group-Based Policy extension when `gbp`
-    /// is set; learning as the spec says, L2miss/L3miss notifications off.
-    public func addVXLAN(_ spec: VXLANSpec, gbp: Bool) throws {
-        let object = "\(spec.name) vni \(spec.vni)"
-        guard let link = rtnl_link_vxlan_alloc() else {
-            throw NetlinkError(operation: "add vxlan", object: object, errno: .noMemory)
-        }
-        defer { rtnl_link_put(link) }
-        rtnl_link_set_name(link, spec.name)
-        // The setters copy the addresses into the link object.
-        if let local = spec.local, let a = NLAddr(local) { _ = rtnl_link_vxlan_set_local(link, a.ptr) }
-        if let remote = spec.remote, let a = NLAddr(remote) { _ = rtnl_link_vxlan_set_group(link, a.ptr) }
-        _ = rtnl_link_vxlan_set_id(link, spec.vni)
-        if let dev = spec.underlayIndex { _ = rtnl_link_vxlan_set_link(link, UInt32(dev)) }
-        _ = rtnl_link_vxlan_set_port(link, UInt32(spec.port))
-        _ = rtnl_link_vxlan_set_learning(link, spec.learning ? 1 : 0)
-        _ = rtnl_link_vxlan_set_l2miss(link, 0)
-        _ = rtnl_link_vxlan_set_l3miss(link, 0)
-        if gbp { _ = rtnl_link_vxlan_set_flags(link, UInt32(RTNL_LINK_VXLAN_F_GBP), 1) }
-        if let ttl = spec.ttl { _ = rtnl_link_vxlan_set_ttl(link, ttl) }
-        if let mtu = spec.mtu { rtnl_link_set_mtu(link, mtu) }
-        if let mac = spec.mac, let a = NLAddr(mac) { rtnl_link_set_addr(link, a.ptr) }
-        try perform("add vxlan", object) { rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL) }
     }
 }
 

@@ -121,8 +121,9 @@ public final class VTEP: Sendable {
             changes.append(.created)
         }
         let spec = VXLANSpec(name: config.name, vni: config.vni, local: config.publicIP, underlayIndex: underlay,
-                             port: config.port, learning: config.learning, mtu: mtu, mac: config.mac)
-        try socket.addVXLAN(spec, gbp: config.gbp)
+                             port: config.port, learning: config.learning, mtu: mtu, mac: config.mac,
+                             gbp: config.gbp)
+        try socket.addVXLAN(spec)
         return try socket.requireLink(named: config.name)
     }
 
