@@ -76,34 +76,15 @@ public struct Firewall: CNIPlugin {
         guard !expected.addresses.isEmpty else { return }
         try CNIError.mapping("firewall CHECK") {
             let sock = try NFTSocket()
-            try Self.checkChains(sock, bridge: expected.isolatedBridge)
+            if let missing = try FirewallLayout.missingRule(sock, bridge: expected.isolatedBridge) {
+                throw CNIError(code: .internal, msg: "firewall CHECK: \(missing)")
+            }
             let mine = try FirewallLayout.owned.find(sock, where: expected.owner.owns)
             for (set, e) in expected.elements where !mine.contains(where: { $0.0 == set && $0.1 == e }) {
                 throw CNIError(code: .internal,
                                msg: "firewall CHECK: element \(e.key.map(\.description).joined(separator: " . ")) of container "
                                 + "\(r.containerID) (owner \(expected.owner)) missing from \(set)")
             }
-        }
-    }
-
-    /// `fw_forward` exists and looks every set up (and jumps to `fw_admin`); with a bridge,
-    /// the bridge's isolation chain exists and holds its three rules.
-    static func checkChains(_ sock: NFTSocket, bridge: String?) throws {
-        let forward: [RuleInfo]
-        do { forward = try sock.rules(chain: FirewallLayout.forward) } catch let e as NFTError where e.isNotFound { forward = [] }
-        let text = forward.map(\.summary)
-        let sets = [FirewallLayout.isolatedFromV4, FirewallLayout.isolatedFromV6, FirewallLayout.acceptV4, FirewallLayout.acceptV6]
-        let wanted = sets.map { "set \($0.name)" }
-            + [FirewallLayout.admin.name]
-        for w in wanted where !text.contains(where: { $0.contains(w) }) {
-            throw CNIError(code: .internal, msg: "firewall CHECK: chain \(FirewallLayout.forward) is missing or has no rule using \(w)")
-        }
-        guard let bridge else { return }
-        let chain = FirewallLayout.isolationChain(bridge: bridge)
-        let iso: [RuleInfo]
-        do { iso = try sock.rules(chain: chain) } catch let e as NFTError where e.isNotFound { iso = [] }
-        guard iso.count == FirewallLayout.isolationRules(bridge: bridge).count else {
-            throw CNIError(code: .internal, msg: "firewall CHECK: isolation chain \(chain) is missing or incomplete")
         }
     }
 

@@ -138,12 +138,38 @@ public enum FirewallLayout {
     }
 
     /// Adds the attachment's elements: the element-only batch when the layout exists (no chain
-    /// change, so no RCU wait at commit), else the full batch. Either applies whole or not at all.
+    /// change, so no RCU wait at commit), else the full batch. Either applies whole or not at
+    /// all. The element batch succeeds on a chain someone emptied, so the chains are read
+    /// back after it and rewritten whole when a rule is missing.
     static func add(_ sock: NFTSocket, _ a: Footprint) throws {
         do {
             try sock.apply(elementBatch(a))
+            if try missingRule(sock, bridge: a.isolatedBridge) != nil { try sock.apply(fullBatch(a)) }
         } catch let e as NFTError where e.isNotFound {
             try sock.apply(fullBatch(a))
         }
+    }
+
+    /// What is missing from `fw_forward` (and the bridge's isolation chain), as a sentence;
+    /// nil when the chains hold every rule.
+    static func missingRule(_ sock: NFTSocket, bridge: String?) throws -> String? {
+        let forwardText = try rules(sock, forward).map(\.summary)
+        let used = [isolatedFromV4, isolatedFromV6, acceptV4, acceptV6].map { "set \($0.name)" } + [admin.name]
+        if forwardText.count != forwardRules.count {
+            return "chain \(forward) is missing or has \(forwardText.count) of its \(forwardRules.count) rules"
+        }
+        if let w = used.first(where: { w in !forwardText.contains { $0.contains(w) } }) {
+            return "chain \(forward) has no rule using \(w)"
+        }
+        guard let bridge else { return nil }
+        let chain = isolationChain(bridge: bridge)
+        let count = try rules(sock, chain).count
+        let want = isolationRules(bridge: bridge).count
+        return count == want ? nil : "isolation chain \(chain) is missing or has \(count) of its \(want) rules"
+    }
+
+    /// The rules of `chain`; none when the chain or the table does not exist.
+    private static func rules(_ sock: NFTSocket, _ chain: Chain) throws -> [RuleInfo] {
+        do { return try sock.rules(chain: chain) } catch let e as NFTError where e.isNotFound { return [] }
     }
 }

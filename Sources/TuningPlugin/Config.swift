@@ -60,7 +60,10 @@ public struct TuningConfig: PluginConfiguration, Sendable {
         let a = o.args?.cni
         var sysctlText = o.sysctl ?? [:]
         for (k, v) in a?.sysctl ?? [:] { sysctlText[k] = v }
-        sysctls = try SysctlKey.resolve(sysctlText, ifName: r.ifName)
+        newName = try Self.newName(o.ifName, current: r.ifName)
+        // `IFNAME` is the interface as ADD finds it (before a rename); CHECK finds it renamed.
+        let interface = r.command == .check ? newName ?? r.ifName : r.ifName
+        sysctls = try SysctlKey.resolve(sysctlText, ifName: interface)
         mac = try Self.mac(o, r)
         mtu = try (a?.mtu ?? o.mtu).flatMap { m throws(CNIError) -> UInt32? in
             if m == 0 { return nil }  // 0 is the reference's "not set"
@@ -73,7 +76,6 @@ public struct TuningConfig: PluginConfiguration, Sendable {
             guard Self.txQueueLengths.contains(q) else { throw CNIError.invalidConfig("txQLen: \(q) is out of range 0-\(UInt32.max)") }
             return UInt32(q)
         }
-        newName = try Self.newName(o.ifName, current: r.ifName)
     }
 
     /// The MAC as the reference picks it: `args.cni.mac` over `runtimeConfig.mac` over

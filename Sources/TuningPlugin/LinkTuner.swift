@@ -95,11 +95,12 @@ struct LinkTuner {
     }
 
     /// Puts back every saved original on `link`, all of them even when some fail; the
-    /// failures are returned. The name goes back last, so the others apply to the link
-    /// whatever it is called.
+    /// failures are returned. The name goes back first: the saved sysctl paths of the
+    /// interface (`IFNAME`) name it as it was called before ADD.
     func restore(_ o: Originals, on link: Link, originalName: String) -> [any Error] {
         var failures: [any Error] = []
         func attempt(_ body: () throws -> Void) { do { try body() } catch { failures.append(error) } }
+        if link.name != originalName { attempt { try rename(link, to: originalName) } }
         let idx = link.index
         if let mtu = o.mtu { attempt { try sock.setMTU(idx, mtu) } }
         if let mac = o.mac { attempt { try sock.setMAC(idx, mac) } }
@@ -109,7 +110,6 @@ struct LinkTuner {
         if !o.sysctls.isEmpty {
             attempt { try withNetworkNamespace(netns) { for (p, v) in o.sysctls.sorted(by: { $0.key < $1.key }) { try Sysctl.set(p, v) } } }
         }
-        if link.name != originalName { attempt { try rename(link, to: originalName) } }
         return failures
     }
 

@@ -118,9 +118,10 @@ public struct OriginalsStore: Sendable {
     /// directory's place is refused.
     public func save(_ o: Originals, containerID: String, ifName: String) throws {
         try Files.makeDirectories(directory, permissions: Self.directoryMode)
-        // O_NOFOLLOW|O_DIRECTORY: ELOOP or ENOTDIR when the last component is not a real directory.
-        let dir = try FileDescriptor.open(directory, [.directory, .noFollow])
-        try dir.close()
+        if let st = try Files.linkStatus(directory), (st.st_mode & S_IFMT) == S_IFLNK {
+            throw SystemError(operation: "open", object: directory, errno: .loop,
+                              message: "the data directory is a symlink; it is not followed")
+        }
         try Files.writeAtomically(path(containerID: containerID, ifName: ifName), o.json.serialized(pretty: true),
                                   permissions: Self.fileMode)
     }
