@@ -64,6 +64,7 @@ public struct TuningConfig: PluginConfiguration, Sendable {
         // `IFNAME` is the interface as ADD finds it (before a rename); CHECK finds it renamed.
         let interface = r.command == .check ? newName ?? r.ifName : r.ifName
         sysctls = try SysctlKey.resolve(sysctlText, ifName: interface)
+        try SysctlAllowlist.check(Array(sysctls.keys))
         mac = try Self.mac(o, r)
         mtu = try (a?.mtu ?? o.mtu).flatMap { m throws(CNIError) -> UInt32? in
             if m == 0 { return nil }  // 0 is the reference's "not set"

@@ -139,6 +139,48 @@ final class TuningTests: TuningTestCase {
         XCTAssertTrue((noPrev.jsonObject?["msg"] as? String ?? "").contains("prevResult"), noPrev.stdout)
     }
 
+    /// Runs the plugin with `allowlist` as /etc/cni/tuning/allowlist.conf, seen only by the
+    /// plugin: /etc is an overlay in a mount namespace of its own, so the machine's /etc is
+    /// never written.
+    func runWithAllowlist(_ allowlist: String, _ command: String, _ config: String, netns: String) -> CommandResult {
+        let scratch = world.tempDirectory("overlay")
+        XCTAssertTrue(FileManager.default.createFile(atPath: scratch + "/allowlist", contents: Data(allowlist.utf8)))
+        let script = """
+        set -e
+        mkdir -p \(scratch)/upper \(scratch)/work
+        mount --make-rprivate /
+        mount -t overlay overlay -o lowerdir=/etc,upperdir=\(scratch)/upper,workdir=\(scratch)/work /etc
+        mkdir -p /etc/cni/tuning
+        cp \(scratch)/allowlist /etc/cni/tuning/allowlist.conf
+        exec ip netns exec \(tw.host) "$0"
+        """
+        let env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": "tun1",
+                   "CNI_NETNS": world.path(netns), "CNI_IFNAME": "eth0", "CNI_PATH": BuiltProducts.directory]
+        return runCommand(["unshare", "-m", "sh", "-c", script, BuiltProducts.path("tuning")], environment: env, stdin: config)
+    }
+
+    func testTheAdministratorsAllowlistIsHonoured() throws {
+        let ns = tw.container("c1")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/etc/cni/tuning/allowlist.conf"), "this machine has an allowlist")
+        let allow = "^net\\.core\\.somaxconn$\n  net\\.ipv4\\.conf\\.IFNAME\\.\n"
+        let refused = runWithAllowlist(allow, "ADD", tw.config(["sysctl": ["net.core.somaxconn": "600", "net.ipv4.ip_forward": "1"]],
+                                                               prevResult: tw.prevResult(ns)), netns: ns)
+        XCTAssertEqual(refused.status, 1, refused.description)
+        XCTAssertEqual(refused.jsonObject?["code"] as? Int, 7, refused.description)
+        XCTAssertTrue((refused.jsonObject?["msg"] as? String ?? "").contains("key \"net.ipv4.ip_forward\" is not allowed by /etc/cni/tuning/allowlist.conf"),
+                      refused.stdout)
+        XCTAssertEqual(tw.sysctl(ns, "net.core.somaxconn"), "4096", "nothing was written")
+        let allowed = runWithAllowlist(allow, "ADD", tw.config(["sysctl": ["net.core.somaxconn": "600", "net.ipv4.conf.IFNAME.arp_filter": "1"]],
+                                                               prevResult: tw.prevResult(ns)), netns: ns)
+        XCTAssertEqual(allowed.status, 0, allowed.description)
+        XCTAssertEqual(tw.sysctl(ns, "net.core.somaxconn"), "600")
+        XCTAssertEqual(tw.sysctl(ns, "net.ipv4.conf.eth0.arp_filter"), "1")
+        let broken = runWithAllowlist("net\\.(", "ADD", tw.config(["sysctl": ["net.core.somaxconn": "700"]], prevResult: tw.prevResult(ns)), netns: ns)
+        XCTAssertEqual(broken.jsonObject?["code"] as? Int, 999, broken.description)
+        XCTAssertTrue((broken.jsonObject?["msg"] as? String ?? "").contains("pattern 1 \"net\\.(\" is not a regular expression"), broken.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/etc/cni"), "the machine's /etc stays as it was")
+    }
+
     func testMACFromTheRuntimeFormsInTheReferenceOrder() throws {
         let ns = tw.container("c1")
         let mac = { self.tw.link(ns, "eth0")["address"] as? String }
