@@ -70,6 +70,7 @@ final class FirewallTests: FirewallTestCase {
         // As in the reference, bridges are isolated from each other only when both ask for it:
         // the open containers still reach the isolated ones.
         XCTAssertTrue(fw.pings(from: a1.netns, b2.v4), "open a1 -> same-bridge b2")
+        XCTAssertTrue(fw.pings(from: b2.netns, a1.v4), "same-bridge b2 -> open a1")
         let isoChain = fw.chain("fw-iso-\(fw.a.bridge)")
         XCTAssertTrue(isoChain.contains("oifname \"\(fw.a.bridge)\" return"), isoChain)
         XCTAssertTrue(isoChain.contains("ip daddr . oifname @fw_iso_to_v4 drop"), isoChain)
