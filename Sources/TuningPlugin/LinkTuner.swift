@@ -67,31 +67,24 @@ struct LinkTuner {
     /// Sets every attribute `conf` names on `link`, registering each undo in `rollback`.
     func apply(_ conf: TuningConfig, to link: Link, originals o: Originals, rollback: inout Rollback) throws {
         let sock = self.sock, idx = link.index
-        if let mac = conf.mac, let old = o.mac {
-            try sock.setMAC(idx, mac)
-            rollback.register("mac") { try sock.setMAC(idx, old) }
-        }
-        if let on = conf.promisc, let old = o.promisc {
-            try sock.setPromiscuous(idx, on)
-            rollback.register("promisc") { try sock.setPromiscuous(idx, old) }
-        }
-        if let mtu = conf.mtu, let old = o.mtu {
-            try sock.setMTU(idx, mtu)
-            rollback.register("mtu") { try sock.setMTU(idx, old) }
-        }
-        if let on = conf.allmulti, let old = o.allmulti {
-            try sock.setAllMulticast(idx, on)
-            rollback.register("allmulti") { try sock.setAllMulticast(idx, old) }
-        }
-        if let q = conf.txQueueLength, let old = o.txQueueLength {
-            try sock.setTxQueueLength(idx, q)
-            rollback.register("txqueuelen") { try sock.setTxQueueLength(idx, old) }
-        }
+        try change("mac", conf.mac, o.mac, &rollback) { try sock.setMAC(idx, $0) }
+        try change("promisc", conf.promisc, o.promisc, &rollback) { try sock.setPromiscuous(idx, $0) }
+        try change("mtu", conf.mtu, o.mtu, &rollback) { try sock.setMTU(idx, $0) }
+        try change("allmulti", conf.allmulti, o.allmulti, &rollback) { try sock.setAllMulticast(idx, $0) }
+        try change("txqueuelen", conf.txQueueLength, o.txQueueLength, &rollback) { try sock.setTxQueueLength(idx, $0) }
         if let name = conf.newName, name != link.name {
             try rename(link, to: name)
             let back = link
             rollback.register("rename") { try self.rename(self.link(name), to: back.name) }
         }
+    }
+
+    /// Sets `value` when the config names one, and registers setting `original` back.
+    private func change<V>(_ what: String, _ value: V?, _ original: V?, _ rollback: inout Rollback,
+                           _ set: @escaping (V) throws -> Void) throws {
+        guard let value, let original else { return }
+        try set(value)
+        rollback.register(what) { try set(original) }
     }
 
     /// Puts back every saved original on `link`, all of them even when some fail; the

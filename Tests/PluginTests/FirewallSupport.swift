@@ -164,8 +164,12 @@ final class FirewallWorld {
         return r.stdout
     }
 
-    /// One ping (2 s) from `ns` to `ip`: true when it was answered.
-    func pings(from ns: String, _ ip: String) -> Bool {
-        world.exec(in: ns, ["ping", ip.contains(":") ? "-6" : "-4", "-c", "1", "-W", "2", ip], timeout: 10).ok
+    /// One ping (2 s) from `ns` to `ip`: true when it was answered, false when it went out
+    /// and nothing came back. A ping that could not run at all fails the test, so "dropped"
+    /// is never read from a broken tool.
+    func pings(from ns: String, _ ip: String, file: StaticString = #filePath, line: UInt = #line) -> Bool {
+        let r = world.exec(in: ns, ["ping", ip.contains(":") ? "-6" : "-4", "-c", "1", "-W", "2", ip], timeout: 10)
+        XCTAssertTrue(r.stdout.contains("1 packets transmitted"), "ping \(ip) from \(ns) did not run: \(r)", file: file, line: line)
+        return r.ok
     }
 }

@@ -36,7 +36,8 @@ final class RenameTests: XCTestCase {
         XCTAssertEqual(before.count, 5, "\(before)")
         let tuner = try LinkTuner(netns: world.path(ns))
         try tuner.renameDown(try tuner.link("eth0"), to: "net1")
-        XCTAssertNil(world.links(ns)["eth0"])
+        let gone = runCommand(["ip", "-n", ns, "link", "show", "dev", "eth0"])
+        XCTAssertTrue(!gone.ok && gone.stderr.contains("does not exist"), "eth0 was renamed: \(gone)")
         XCTAssertEqual((world.links(ns)["net1"]?["flags"] as? [String])?.contains("UP"), true)
         XCTAssertEqual(state("net1"), before)
     }
