@@ -245,7 +245,9 @@ final class TuningTests: TuningTestCase {
         XCTAssertEqual(d2.status, 0, d2.description)
         XCTAssertEqual(tw.files(), [])
         // DEL that never had an ADD, with no data directory at all.
-        XCTAssertEqual(tw.run("DEL", tw.config([:]), netns: ns2, id: "never").status, 0)
+        let missing = tw.dataDir + "-never-made"
+        XCTAssertEqual(tw.run("DEL", tw.config(["dataDir": missing]), netns: ns2, id: "never").status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: missing), "DEL creates no directory")
     }
 
     func testPlantedSymlinksAreNeverFollowed() throws {
