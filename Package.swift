@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "bridge", targets: ["bridge"]),
         .executable(name: "host-local", targets: ["host-local"]),
         .executable(name: "portmap", targets: ["portmap"]),
+        .executable(name: "firewall", targets: ["firewall"]),
+        .executable(name: "tuning", targets: ["tuning"]),
         .executable(name: "netlab", targets: ["netlab"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
@@ -51,6 +53,10 @@ let package = Package(
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
         .executableTarget(name: "bridge", dependencies: ["BridgePlugin"]),
         .executableTarget(name: "portmap", dependencies: ["PortmapPlugin"]),
+        .target(name: "FirewallPlugin", dependencies: ["CNI", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
+        .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit", "SystemKit"]),
+        .executableTarget(name: "firewall", dependencies: ["FirewallPlugin"]),
+        .executableTarget(name: "tuning", dependencies: ["TuningPlugin"]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
@@ -92,5 +98,6 @@ let package = Package(
         // Hundreds of containers at once through the runtime, then nothing left.
         .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
+        .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
     ]
 )
