@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "bridge", targets: ["bridge"]),
         .executable(name: "host-local", targets: ["host-local"]),
         .executable(name: "portmap", targets: ["portmap"]),
+        .executable(name: "macvlan", targets: ["macvlan"]),
+        .executable(name: "ipvlan", targets: ["ipvlan"]),
         .executable(name: "netlab", targets: ["netlab"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
@@ -49,6 +51,11 @@ let package = Package(
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
         .executableTarget(name: "bridge", dependencies: ["BridgePlugin"]),
         .executableTarget(name: "portmap", dependencies: ["PortmapPlugin"]),
+        // Containers on the parent's segment: macvlan (own MAC) and ipvlan (the parent's MAC).
+        .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
+        .target(name: "IpvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
+        .executableTarget(name: "macvlan", dependencies: ["MacvlanPlugin"]),
+        .executableTarget(name: "ipvlan", dependencies: ["IpvlanPlugin"]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
