@@ -65,6 +65,8 @@ extension RouteSocket {
     /// The mode of the ipvlan `name`; nil when there is no such link or it is no ipvlan.
     public func ipvlanMode(named name: String) throws -> IpvlanMode? {
         try withKernelLink(named: name) { l -> IpvlanMode? in
+            // libnl asserts (aborts) when asked for the mode of a link of another kind.
+            guard rtnl_link_is_ipvlan(l) != 0 else { return nil }
             var mode: UInt16 = 0
             guard rtnl_link_ipvlan_get_mode(l, &mode) == 0 else { return nil }
             return IpvlanMode(rawValue: mode)

@@ -79,6 +79,7 @@ extension RouteSocket {
     /// The mode of the macvlan `name`; nil when there is no such link or it is no macvlan.
     public func macvlanMode(named name: String) throws -> MacvlanMode? {
         try withKernelLink(named: name) { l -> MacvlanMode? in
+            // libnl asserts (aborts) when asked for the mode of a link of another kind.
             guard rtnl_link_is_macvlan(l) != 0 else { return nil }
             return MacvlanMode(rawValue: rtnl_link_macvlan_get_mode(l))
         } ?? nil
