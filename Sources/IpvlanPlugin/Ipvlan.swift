@@ -2,21 +2,13 @@
 // on the master's network behind the master's one MAC address, for segments (Wi-Fi, cloud
 // networks, port security) that admit one MAC per port. Addresses come from an IPAM plugin,
 // or, chained after another plugin, from its result. The verbs are the child-link verbs
-// shared with macvlan (PluginKit's ChildLinkVerbs); this module is ipvlan's own part.
+// shared with macvlan (PluginKit's ChildLinkPlugin); this module is ipvlan's own part.
 
 import CNI
 import Netlink
 import PluginKit
 
-public struct Ipvlan: CNIPlugin {
-    public init() {}
-
-    public func add(_ r: CNIRequest) throws -> CNIResult { try ChildLinkVerbs<IpvlanConfig>.add(r) }
-    public func del(_ r: CNIRequest) throws { try ChildLinkVerbs<IpvlanConfig>.del(r) }
-    public func check(_ r: CNIRequest) throws { try ChildLinkVerbs<IpvlanConfig>.check(r) }
-    public func status(_ r: CNIRequest) throws { try ChildLinkVerbs<IpvlanConfig>.status(r) }
-    public func gc(_ r: CNIRequest) throws { try ChildLinkVerbs<IpvlanConfig>.gc(r) }
-}
+public typealias Ipvlan = ChildLinkPlugin<IpvlanConfig>
 
 /// The options of an `ipvlan` network config: the shared ones and `mode`.
 public struct IpvlanConfig: ChildLinkConfig {
@@ -25,17 +17,10 @@ public struct IpvlanConfig: ChildLinkConfig {
     public var mode: IpvlanMode
 
     /// The keys as written (`mac` only to refuse it).
-    public struct Options: Decodable {
-        var master: String?
-        var mode: String?
-        var mtu: Int?
-        var mac: String?
-        var linkInContainer: Bool?
-    }
+    public typealias Options = ChildLinkKeys
 
     public init(_ raw: Options, request r: CNIRequest) throws(CNIError) {
-        options = try ChildLinkOptions(master: raw.master, mtu: raw.mtu, linkInContainer: raw.linkInContainer,
-                                       masterFromPrevResult: true, request: r)
+        options = try ChildLinkOptions(raw, masterFromPrevResult: true, request: r)
         mode = .l2
         guard ChildLinkOptions.validates(r) else { return }
         if let text = raw.mode, !text.isEmpty {

@@ -1,22 +1,14 @@
 // The macvlan plugin: the container gets a macvlan of a master interface — its own MAC
 // address on the master's Ethernet segment, a host of that network like any other — with
 // addresses from an IPAM plugin, or none (L2 only). The verbs are the child-link verbs
-// shared with ipvlan (PluginKit's ChildLinkVerbs); this module is macvlan's own part.
+// shared with ipvlan (PluginKit's ChildLinkPlugin); this module is macvlan's own part.
 
 import CNI
 import Netlink
 import NetTypes
 import PluginKit
 
-public struct Macvlan: CNIPlugin {
-    public init() {}
-
-    public func add(_ r: CNIRequest) throws -> CNIResult { try ChildLinkVerbs<MacvlanConfig>.add(r) }
-    public func del(_ r: CNIRequest) throws { try ChildLinkVerbs<MacvlanConfig>.del(r) }
-    public func check(_ r: CNIRequest) throws { try ChildLinkVerbs<MacvlanConfig>.check(r) }
-    public func status(_ r: CNIRequest) throws { try ChildLinkVerbs<MacvlanConfig>.status(r) }
-    public func gc(_ r: CNIRequest) throws { try ChildLinkVerbs<MacvlanConfig>.gc(r) }
-}
+public typealias Macvlan = ChildLinkPlugin<MacvlanConfig>
 
 /// The options of a `macvlan` network config: the shared ones, `mode`, `mac`, `bcqueuelen`.
 public struct MacvlanConfig: ChildLinkConfig {
@@ -28,30 +20,33 @@ public struct MacvlanConfig: ChildLinkConfig {
     /// `bcqueuelen`: the broadcast/multicast queue of the master's macvlans (kernel's default when nil).
     public var broadcastQueueLength: UInt32?
 
-    /// The keys as written.
+    /// The keys as written: the shared ones and `bcqueuelen`.
     public struct Options: Decodable {
-        var master: String?
-        var mode: String?
-        var mtu: Int?
-        var mac: String?
-        var linkInContainer: Bool?
+        var keys: ChildLinkKeys
         var bcqueuelen: Int?
+
+        enum CodingKeys: String, CodingKey { case bcqueuelen }
+
+        public init(from decoder: any Decoder) throws {
+            keys = try ChildLinkKeys(from: decoder)
+            bcqueuelen = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Int.self, forKey: .bcqueuelen)
+        }
     }
 
     /// The modes a container link may have (`source` needs MAC lists the reference never sets).
     static let modes: [MacvlanMode] = [.bridge, .private, .vepa, .passthru]
 
     public init(_ raw: Options, request r: CNIRequest) throws(CNIError) {
-        options = try ChildLinkOptions(master: raw.master, mtu: raw.mtu, linkInContainer: raw.linkInContainer, request: r)
+        options = try ChildLinkOptions(raw.keys, request: r)
         mode = .bridge
         guard ChildLinkOptions.validates(r) else { return }
-        if let text = raw.mode, !text.isEmpty {
+        if let text = raw.keys.mode, !text.isEmpty {
             guard let m = MacvlanMode(name: text), Self.modes.contains(m) else {
                 throw CNIError.invalidConfig("mode: unknown macvlan mode \"\(text)\" (one of \(Self.modes.map(\.name).joined(separator: ", ")))")
             }
             mode = m
         }
-        mac = try r.requestedMAC(configured: raw.mac)
+        mac = try r.requestedMAC(configured: raw.keys.mac)
         if let q = raw.bcqueuelen, q != 0 {
             guard let length = UInt32(exactly: q), q > 0 else {
                 throw CNIError.invalidConfig("bcqueuelen: \(q) is out of range 0-\(UInt32.max)")

@@ -7,7 +7,17 @@ import CNI
 import Netlink
 import NetTypes
 
-/// The options macvlan and ipvlan read alike (the reference plugins' names).
+/// The keys macvlan and ipvlan both read, as written (the reference plugins' names).
+public struct ChildLinkKeys: Decodable, Sendable {
+    public var master: String?
+    public var mode: String?
+    public var mtu: Int?
+    /// macvlan's container MAC; ipvlan reads it only to refuse it.
+    public var mac: String?
+    public var linkInContainer: Bool?
+}
+
+/// The options macvlan and ipvlan read alike, checked.
 public struct ChildLinkOptions: Sendable {
     /// `master`: the parent interface; nil takes the interface of the default route.
     public var master: String?
@@ -27,18 +37,17 @@ public struct ChildLinkOptions: Sendable {
 
     /// Checks and keeps the shared options. DEL and GC read them without complaint about a value
     /// (see `ChildLinkOptions.validates`), so a config that ADD refused never blocks its DEL.
-    public init(master: String?, mtu: Int?, linkInContainer: Bool?, masterFromPrevResult: Bool = false,
-                request r: CNIRequest) throws(CNIError) {
-        self.master = master.flatMap { $0.isEmpty ? nil : $0 }
-        self.linkInContainer = linkInContainer ?? false
+    public init(_ keys: ChildLinkKeys, masterFromPrevResult: Bool = false, request r: CNIRequest) throws(CNIError) {
+        master = keys.master.flatMap { $0.isEmpty ? nil : $0 }
+        linkInContainer = keys.linkInContainer ?? false
         self.masterFromPrevResult = masterFromPrevResult
         hasIPAM = !(r.config.ipamType ?? "").isEmpty
         dns = r.config.dns ?? CNIResult.DNS()
         guard Self.validates(r) else { return }
-        if let m = self.master {
+        if let m = master {
             do { try validateInterfaceName(m) } catch { throw CNIError.invalidConfig("master: \(error.msg)") }
         }
-        if let m = mtu, m != 0 {
+        if let m = keys.mtu, m != 0 {
             guard Self.mtuRange.contains(m) else {
                 throw CNIError.invalidConfig("mtu: \(m) is out of range 68-65535 (0 keeps the master's)")
             }

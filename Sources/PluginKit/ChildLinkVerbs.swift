@@ -11,22 +11,26 @@ import Netlink
 import NetTypes
 import SystemKit
 
-public enum ChildLinkVerbs<Config: ChildLinkConfig> {
+/// A child-link plugin: `macvlan` is `ChildLinkPlugin<MacvlanConfig>`, `ipvlan` is
+/// `ChildLinkPlugin<IpvlanConfig>`.
+public struct ChildLinkPlugin<Config: ChildLinkConfig>: CNIPlugin {
+    public init() {}
+
     static var kind: String { Config.kind }
 
     // MARK: ADD
 
-    public static func add(_ r: CNIRequest) throws -> CNIResult {
+    public func add(_ r: CNIRequest) throws -> CNIResult {
         let conf = try r.pluginConfig(Config.self)
         let netnsPath = try r.requireNetns()
         var undo = Rollback()
         do {
-            let result = try attach(r, conf, netnsPath: netnsPath, &undo)
+            let result = try Self.attach(r, conf, netnsPath: netnsPath, &undo)
             undo.commit()
             return result
         } catch {
             undo.run()
-            throw CNIError.wrapping(error, context: "\(kind) ADD")
+            throw CNIError.wrapping(error, context: "\(Self.kind) ADD")
         }
     }
 
@@ -101,7 +105,7 @@ public enum ChildLinkVerbs<Config: ChildLinkConfig> {
     /// DEL: the IPAM lease released and the link deleted (both run, their failures reported
     /// together). A netns or link already gone — the link dies with its netns — a DEL without
     /// ADD and a second DEL are success.
-    public static func del(_ r: CNIRequest) throws {
+    public func del(_ r: CNIRequest) throws {
         let conf = try r.pluginConfig(Config.self)
         var steps: [@Sendable () throws -> Void] = []
         if let netns = r.netns, !netnsIsGone(netns) {
@@ -110,7 +114,7 @@ public enum ChildLinkVerbs<Config: ChildLinkConfig> {
         }
         if conf.options.hasIPAM { steps.append { try IPAMDelegate.del(r) } }
         let failures = Threads.runConcurrently(steps)
-        if let e = CNIError.combining(failures, context: "\(kind) DEL") { throw e }
+        if let e = CNIError.combining(failures, context: "\(Self.kind) DEL") { throw e }
     }
 
     // MARK: CHECK
@@ -118,18 +122,18 @@ public enum ChildLinkVerbs<Config: ChildLinkConfig> {
     /// CHECK: the IPAM plugin's CHECK; then, against `prevResult`: the interface is in this
     /// netns, of this kind, with its MAC and mode; its parent exists (and is `master` when one
     /// is configured); every address and route is in place.
-    public static func check(_ r: CNIRequest) throws {
+    public func check(_ r: CNIRequest) throws {
         let conf = try r.pluginConfig(Config.self)
         let prev = try r.requirePrevResult()
         let netns = try r.requireNetns()
         if conf.options.hasIPAM { try IPAMDelegate.check(r) }
-        let context = "\(kind) CHECK"
+        let context = "\(Self.kind) CHECK"
         try CNIError.mapping(context) {
             let ctr = try RouteSocket(namespace: NetworkNamespace.open(path: netns))
-            let (link, at) = try ContainerInterface.expect(r.ifName, of: kind, in: prev, sandbox: netns, on: ctr,
+            let (link, at) = try ContainerInterface.expect(r.ifName, of: Self.kind, in: prev, sandbox: netns, on: ctr,
                                                            netns: netns, context: context)
             try conf.verify(r.ifName, on: ctr, context: context)
-            try checkParent(link, conf.options, ctr: ctr, netns: netns)
+            try Self.checkParent(link, conf.options, ctr: ctr, netns: netns)
             try ContainerInterface.verifyAddressesAndRoutes(prev, resultIndex: at, link: link, on: ctr, netns: netns,
                                                             context: context)
         }
@@ -151,18 +155,18 @@ public enum ChildLinkVerbs<Config: ChildLinkConfig> {
     /// STATUS: ready when the IPAM plugin is and a configured `master` exists in the host
     /// netns (code 50 otherwise). A master inside containers (`linkInContainer`) or taken from
     /// the default route at ADD time is not asked for.
-    public static func status(_ r: CNIRequest) throws {
+    public func status(_ r: CNIRequest) throws {
         let conf = try r.pluginConfig(Config.self)
-        try IPAMDelegate.requireReady(r, plugin: kind)
+        try IPAMDelegate.requireReady(r, plugin: Self.kind)
         guard let name = conf.options.master, !conf.options.linkInContainer else { return }
-        let present = try CNIError.mapping("\(kind) STATUS") { try RouteSocket().link(named: name) != nil }
+        let present = try CNIError.mapping("\(Self.kind) STATUS") { try RouteSocket().link(named: name) != nil }
         if !present {
-            throw CNIError(code: .notAvailable, msg: "\(kind) STATUS: master \(name) not found in the host netns")
+            throw CNIError(code: .notAvailable, msg: "\(Self.kind) STATUS: master \(name) not found in the host netns")
         }
     }
 
     /// GC: the IPAM plugin's GC (the links die with their netns; nothing else is kept).
-    public static func gc(_ r: CNIRequest) throws {
+    public func gc(_ r: CNIRequest) throws {
         let conf = try r.pluginConfig(Config.self)
         if conf.options.hasIPAM { try IPAMDelegate.gc(r) }
     }

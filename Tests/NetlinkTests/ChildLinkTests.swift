@@ -62,13 +62,18 @@ final class ChildLinkKernelTests: XCTestCase {
         return l
     }
 
-    func testMacvlanCreatedInAnotherNamespaceInEveryMode() throws {
+    /// A "host" netns with a veth `par0` as the parent, and a container netns: the netns names,
+    /// a socket in each, the container's namespace and the parent.
+    func parentAndContainer() throws -> ([String], RouteSocket, NetworkNamespace, RouteSocket, Link) {
         let (world, ns) = try makeWorld(self, ["host", "ctr"])
         let host = try RouteSocket(namespace: world.path(ns[0]))
         let ctrNS = try NetworkNamespace.open(path: world.path(ns[1]))
-        let ctr = try RouteSocket(namespace: ctrNS)
         try host.addVethPair(name: "par0", peerName: "par1")
-        let parent = try host.requireLink(named: "par0")
+        return (ns, host, ctrNS, try RouteSocket(namespace: ctrNS), try host.requireLink(named: "par0"))
+    }
+
+    func testMacvlanCreatedInAnotherNamespaceInEveryMode() throws {
+        let (ns, host, ctrNS, ctr, parent) = try parentAndContainer()
         let modes: [MacvlanMode] = [.bridge, .private, .vepa, .passthru, .source]
         for mode in modes {
             let name = "mv-\(mode.name)"
@@ -108,12 +113,7 @@ final class ChildLinkKernelTests: XCTestCase {
     }
 
     func testIpvlanCreatedAndReadBackOrRefusedAsUnsupported() throws {
-        let (world, ns) = try makeWorld(self, ["host", "ctr"])
-        let host = try RouteSocket(namespace: world.path(ns[0]))
-        let ctrNS = try NetworkNamespace.open(path: world.path(ns[1]))
-        let ctr = try RouteSocket(namespace: ctrNS)
-        try host.addVethPair(name: "par0", peerName: "par1")
-        let parent = try host.requireLink(named: "par0")
+        let (ns, host, ctrNS, ctr, parent) = try parentAndContainer()
         do {
             try host.addIpvlan(IpvlanSpec(name: "iv-l2", parentIndex: parent.index, mode: .l2), namespace: ctrNS)
         } catch let e as SystemError where e.errno == .notSupported {

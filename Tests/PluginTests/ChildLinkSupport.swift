@@ -174,6 +174,23 @@ class SegmentTestCase: XCTestCase {
         XCTAssertTrue(r.cniMessage.contains(field), "message should name \(field): \(r.stdout)", file: file, line: line)
     }
 
+    /// ADDs a container whose config has `mode` (none when empty: the default), asserts the
+    /// link's kind and `expected` mode and that CHECK passes; returns the container, config and ID.
+    @discardableResult
+    func addInMode(_ mode: String, expecting expected: String, file: StaticString = #filePath,
+                   line: UInt = #line) -> (ctr: String, conf: String, id: String) {
+        let ctr = world.netns("m\(expected)\(mode.isEmpty ? "-default" : "")")
+        let conf = mode.isEmpty ? seg.config() : seg.config(["mode": mode])
+        let id = "mode-\(mode.isEmpty ? "default" : mode)"
+        let r = seg.run("ADD", conf, ctr: ctr, id: id)
+        XCTAssertEqual(r.status, 0, "\(mode): \(r.description)", file: file, line: line)
+        XCTAssertEqual(seg.linkInfo(ctr).kind, Self.plugin, mode, file: file, line: line)
+        XCTAssertEqual(seg.linkInfo(ctr).data["mode"] as? String, expected, mode, file: file, line: line)
+        let check = seg.run("CHECK", seg.config(conf, prevResult: r.stdout), ctr: ctr, id: id)
+        XCTAssertEqual(check.status, 0, "\(mode): \(check.description)", file: file, line: line)
+        return (ctr, conf, id)
+    }
+
     /// Nothing of a failed ADD is left: only `lo` in the container, no lease.
     func assertNothingLeft(in ctr: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(seg.linkNames(ctr, file: file, line: line), ["lo"], file: file, line: line)

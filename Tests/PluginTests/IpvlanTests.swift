@@ -52,15 +52,7 @@ final class IpvlanTests: SegmentTestCase {
     func testEveryModeIsAcceptedAndReflected() throws {
         try requireIpvlan()
         for (mode, expected) in [("l2", "l2"), ("l3", "l3"), ("l3s", "l3s"), ("", "l2")] {
-            let ctr = world.netns("m\(expected)\(mode.isEmpty ? "-default" : "")")
-            let conf = mode.isEmpty ? seg.config() : seg.config(["mode": mode])
-            let id = "mode-\(mode.isEmpty ? "default" : mode)"
-            let r = seg.run("ADD", conf, ctr: ctr, id: id)
-            XCTAssertEqual(r.status, 0, "\(mode): \(r.description)")
-            XCTAssertEqual(seg.linkInfo(ctr).kind, "ipvlan", mode)
-            XCTAssertEqual(seg.linkInfo(ctr).data["mode"] as? String, expected, mode)
-            let check = seg.run("CHECK", seg.config(conf, prevResult: r.stdout), ctr: ctr, id: id)
-            XCTAssertEqual(check.status, 0, "\(mode): \(check.description)")
+            addInMode(mode, expecting: expected)
         }
         XCTAssertEqual(seg.leases().count, 4)
     }

@@ -51,16 +51,8 @@ final class MacvlanTests: SegmentTestCase {
 
     func testEveryModeIsAcceptedAndReflected() throws {
         for (mode, expected) in [("bridge", "bridge"), ("private", "private"), ("vepa", "vepa"), ("passthru", "passthru"), ("", "bridge")] {
-            let ctr = world.netns("m\(expected)\(mode.isEmpty ? "-default" : "")")
-            let conf = mode.isEmpty ? seg.config() : seg.config(["mode": mode])
-            let id = "mode-\(mode.isEmpty ? "default" : mode)"
-            let r = seg.run("ADD", conf, ctr: ctr, id: id)
-            XCTAssertEqual(r.status, 0, "\(mode): \(r.description)")
-            XCTAssertEqual(seg.linkInfo(ctr).kind, "macvlan", mode)
-            XCTAssertEqual(seg.linkInfo(ctr).data["mode"] as? String, expected, mode)
+            let (ctr, conf, id) = addInMode(mode, expecting: expected)
             XCTAssertEqual(seg.ping(from: ctr, SegmentWorld.outsideV4).status, 0, "\(mode): the segment answers")
-            let check = seg.run("CHECK", seg.config(conf, prevResult: r.stdout), ctr: ctr, id: id)
-            XCTAssertEqual(check.status, 0, "\(mode): \(check.description)")
             // passthru takes the parent over: only one at a time, so each mode is removed again.
             XCTAssertEqual(seg.run("DEL", conf, ctr: ctr, id: id).status, 0, mode)
             XCTAssertEqual(seg.linkNames(ctr), ["lo"], mode)
