@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CNetlink", "NetTypes", "SystemKit"]),
         .target(name: "NFTables", dependencies: ["CNFTables", "NetTypes", "SystemKit"]),
         .target(name: "IPAM", dependencies: ["CNI", "NetTypes", "SystemKit"]),
+        // The kernel side of overlayd: the VXLAN device and per-peer neighbour/FDB/route entries.
+        .target(name: "OverlayKernel", dependencies: ["Netlink", "NFTables", "NetTypes", "SystemKit"]),
 
         // Plugin logic, one module per plugin; the executables are thin.
         .target(name: "PluginKit", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
@@ -59,8 +61,10 @@ let package = Package(
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
+        // `netlab demo`'s end-to-end driver: it runs the netlab executable as a person would.
+        .target(name: "NetlabDemo", dependencies: ["CNI", "Netlink", "Runtime", "SystemKit"]),
         .executableTarget(name: "netlab", dependencies: [
-            "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "NetlabDemo", "Runtime", "SystemKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Micro benchmark of the Netlink module (veth and address churn in its own netns).
@@ -68,21 +72,32 @@ let package = Package(
         // Micro benchmark of nftables map updates, in a private netns.
         .executableTarget(name: "nft-bench", dependencies: ["NFTables", "NetTypes", "SystemKit"]),
 
+        // Benchmark of OverlayKernel: 1,000 peers programmed and reconciled in a private netns.
+        .executableTarget(name: "overlay-bench", dependencies: ["OverlayKernel", "Netlink", "NetTypes", "SystemKit"]),
+
         // Benchmark driver: ADD/DEL latency of a conflist through CNIRuntime (scripts/bench-bridge.sh).
         .executableTarget(name: "cni-bench", dependencies: ["CNI", "SystemKit"]),
 
         // A CNI plugin used only by tests: echoes what it received.
         .executableTarget(name: "cni-echo", dependencies: ["CNI", "SystemKit"]),
 
+        // A runtime for tests: one conflist ADD/DEL/CHECK through CNIRuntime per process.
+        .executableTarget(name: "cni-run", dependencies: ["CNI", "SystemKit"]),
+        // Stops for good between the write and the rename of an atomic file write; tests only.
+        .executableTarget(name: "atomic-write-probe", dependencies: ["SystemKit"]),
+
         // Tests.
-        .target(name: "TestSupport", dependencies: ["NetTypes"], path: "Tests/TestSupport"),
-        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"]),
+        .target(name: "TestSupport", dependencies: ["NetTypes", "SystemKit"], path: "Tests/TestSupport"),
+        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit", "TestSupport"]),
         .testTarget(name: "NetTypesTests", dependencies: ["NetTypes"]),
         .testTarget(name: "CNITests", dependencies: ["CNI", "SystemKit", "TestSupport"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SystemKit", "TestSupport"]),
         .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "SystemKit", "TestSupport"]),
         .testTarget(name: "IPAMTests", dependencies: ["IPAM", "SystemKit", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
-        .testTarget(name: "NetlabTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "NetlabTests", dependencies: ["NetlabDemo", "TestSupport"]),
+        // Hundreds of containers at once through the runtime, then nothing left.
+        .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
+        .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
     ]
 )

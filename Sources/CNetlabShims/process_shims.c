@@ -1,6 +1,8 @@
 // Process creation for the netlab runtime. Everything between clone/fork and exec uses only
 // async-signal-safe calls: the calling Swift process has many threads, and the child is a copy
-// of just one of them (other threads may have held malloc's locks when it was made).
+// of just one of them (other threads may have held malloc's locks when it was made). That is
+// why errors are reported from a static table below (strerror is not async-signal-safe) and
+// numbers are formatted by hand (no snprintf in a child).
 #define _GNU_SOURCE
 #include "process_shims.h"
 
@@ -9,12 +11,10 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <signal.h>
-#include <stdio.h>
+#include <stdio.h>   // snprintf, only in the parent before fork
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/mount.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,23 +56,73 @@ static void close_other_fds(const int *keep, int nkeep) {
     }
 }
 
-/// "netlab: error: WHAT OBJ: strerror(err)\n" on stderr.
+/// The errors a container's setup or its command's exec can meet, by name and with glibc's
+/// text, so that a child reports them without strerror (which may allocate or lock).
+static const struct { int err; const char *name; const char *text; } errno_table[] = {
+    { EPERM, "EPERM", "Operation not permitted" },
+    { ENOENT, "ENOENT", "No such file or directory" },
+    { ESRCH, "ESRCH", "No such process" },
+    { EINTR, "EINTR", "Interrupted system call" },
+    { EIO, "EIO", "Input/output error" },
+    { ENXIO, "ENXIO", "No such device or address" },
+    { E2BIG, "E2BIG", "Argument list too long" },
+    { ENOEXEC, "ENOEXEC", "Exec format error" },
+    { EBADF, "EBADF", "Bad file descriptor" },
+    { ECHILD, "ECHILD", "No child processes" },
+    { EAGAIN, "EAGAIN", "Resource temporarily unavailable" },
+    { ENOMEM, "ENOMEM", "Cannot allocate memory" },
+    { EACCES, "EACCES", "Permission denied" },
+    { EFAULT, "EFAULT", "Bad address" },
+    { EBUSY, "EBUSY", "Device or resource busy" },
+    { EEXIST, "EEXIST", "File exists" },
+    { ENODEV, "ENODEV", "No such device" },
+    { ENOTDIR, "ENOTDIR", "Not a directory" },
+    { EISDIR, "EISDIR", "Is a directory" },
+    { EINVAL, "EINVAL", "Invalid argument" },
+    { ENFILE, "ENFILE", "Too many open files in system" },
+    { EMFILE, "EMFILE", "Too many open files" },
+    { ETXTBSY, "ETXTBSY", "Text file busy" },
+    { ENOSPC, "ENOSPC", "No space left on device" },
+    { EROFS, "EROFS", "Read-only file system" },
+    { ENAMETOOLONG, "ENAMETOOLONG", "File name too long" },
+    { ELOOP, "ELOOP", "Too many levels of symbolic links" },
+    { ELIBBAD, "ELIBBAD", "Accessing a corrupted shared library" },
+};
+#define N_ERRNO_TABLE (int)(sizeof(errno_table) / sizeof(errno_table[0]))
+
+/// "ENOENT (No such file or directory)" (as SystemKit's Errno prints it), or "errno N".
+static void put_errno(int fd, int err) {
+    for (int i = 0; i < N_ERRNO_TABLE; i++) {
+        if (errno_table[i].err != err) continue;
+        put_str(fd, errno_table[i].name); put_str(fd, " (");
+        put_str(fd, errno_table[i].text); put_str(fd, ")");
+        return;
+    }
+    char buf[16];
+    put_str(fd, "errno ");
+    write_all(fd, buf, format_int(buf, err));
+}
+
+/// "netlab: error: WHAT OBJ: ENOENT (No such file or directory)\n" on stderr.
 static void report(const char *what, const char *obj, int err) {
     put_str(2, "netlab: error: "); put_str(2, what);
     if (obj) { put_str(2, " "); put_str(2, obj); }
-    put_str(2, ": "); put_str(2, strerror(err)); put_str(2, "\n");
+    put_str(2, ": "); put_errno(2, err); put_str(2, "\n");
 }
 
-int netlab_exit_code(int status) {
+/// The shell's exit code of a raw wait status (128 + signal when killed). The runtime decodes
+/// wait statuses with SystemKit's WaitStatus; this copy serves the container's init, which is
+/// C from clone to exit and must pass its command's code on as its own.
+static int shell_exit_code(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return 255;
 }
 
-pid_t netlab_wait(pid_t pid, int *status) {
-    pid_t r;
-    do { r = waitpid(pid, status, 0); } while (r < 0 && errno == EINTR);
-    return r;
+/// Reaps a child of ours, retrying EINTR (an init that failed its setup).
+static void reap(pid_t pid) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
 }
 
 // ---- the init: forward signals, reap zombies, exit with the command's status ---------------
@@ -130,6 +180,7 @@ static int run_and_forward(char *const *argv, char *const *envp, int reap_all) {
     if (child < 0) { report("fork", argv[0], errno); return 126; }
     if (child == 0) {
         reset_signals_for_exec();
+        // glibc's execvpe builds each PATH candidate on the stack (no malloc since 2.24).
         execvpe(argv[0], argv, envp);
         int err = errno;
         report("exec", argv[0], err);
@@ -145,7 +196,7 @@ static int run_and_forward(char *const *argv, char *const *envp, int reap_all) {
             if (errno == EINTR) continue;
             return 255;   // ECHILD: cannot happen while the command lives
         }
-        if (r == child) return netlab_exit_code(status);
+        if (r == child) return shell_exit_code(status);
     }
 }
 
@@ -282,7 +333,7 @@ int netlab_spawn_container(const struct netlab_spawn_opts *opts, struct netlab_s
         res->failed_errno = got < sizeof m ? ECHILD : m.err;
         strncpy(res->failed_step, got < sizeof m ? "container init" : m.step, sizeof res->failed_step - 1);
         close(go[1]);
-        int st; netlab_wait(pid, &st);
+        reap(pid);
         return -1;
     }
     res->pid = pid;
@@ -355,55 +406,4 @@ void netlab_forward_signals(pid_t pid) {
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < N_FORWARDED; i++) sigaction(forwarded_signals[i], &sa, NULL);
-}
-
-// ---- waiting for a process that is not our child ---------------------------------------------
-
-static unsigned long long start_time_of(pid_t pid, int *zombie) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p) return 0;
-    p += 2;
-    *zombie = (*p == 'Z' || *p == 'X');
-    // p points at field 3; starttime is field 22.
-    for (int field = 3; field < 22 && *p; p++) if (*p == ' ') field++;
-    return strtoull(p, NULL, 10);
-}
-
-int netlab_wait_for_exit(pid_t pid, unsigned long long start_time) {
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd < 0) return errno == ESRCH ? 0 : -1;
-    int zombie = 0;
-    unsigned long long st = start_time_of(pid, &zombie);
-    if (zombie || st == 0 || (start_time && st != start_time)) { close(pfd); return 0; }
-    struct pollfd p = { .fd = pfd, .events = POLLIN };
-    for (;;) {
-        int r = poll(&p, 1, -1);
-        if (r < 0 && errno == EINTR) continue;
-        int err = errno;
-        close(pfd);
-        if (r < 0) { errno = err; return -1; }
-        return 0;
-    }
-}
-
-pid_t netlab_spawn_detached(char *const *argv, char *const *envp) {
-    char *empty_env[] = { NULL };
-    if (envp == NULL) envp = empty_env;
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    setsid();
-    int null_fd = open("/dev/null", O_RDWR);
-    if (null_fd >= 0) { dup2(null_fd, 0); dup2(null_fd, 1); dup2(null_fd, 2); }
-    close_other_fds(NULL, 0);
-    reset_signals_for_exec();
-    execve(argv[0], argv, envp);
-    _exit(127);
 }

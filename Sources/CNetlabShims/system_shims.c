@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <sched.h>
+#include <spawn.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/syscall.h>
@@ -11,6 +12,7 @@ _Static_assert(NETLAB_CLONE_NEWNS == CLONE_NEWNS, "CLONE_NEWNS");
 _Static_assert(NETLAB_CLONE_NEWUTS == CLONE_NEWUTS, "CLONE_NEWUTS");
 _Static_assert(NETLAB_CLONE_NEWIPC == CLONE_NEWIPC, "CLONE_NEWIPC");
 _Static_assert(NETLAB_CLONE_NEWPID == CLONE_NEWPID, "CLONE_NEWPID");
+_Static_assert(NETLAB_POSIX_SPAWN_SETSID == POSIX_SPAWN_SETSID, "POSIX_SPAWN_SETSID");
 
 int netlab_setns(int fd, int nstype) { return setns(fd, nstype); }
 int netlab_unshare(int flags) { return unshare(flags); }
@@ -24,4 +26,8 @@ int netlab_fs_type(const char *path, long *type) {
     if (statfs(path, &st) != 0) return -1;
     *type = (long)st.f_type;
     return 0;
+}
+
+int netlab_spawn_actions_close_from(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

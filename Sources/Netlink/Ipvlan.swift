@@ -51,14 +51,14 @@ extension RouteSocket {
     /// netns under its final name. A kernel without ipvlan answers EOPNOTSUPP.
     public func addIpvlan(_ spec: IpvlanSpec, namespace: NetworkNamespace? = nil) throws {
         try addChildLink("add ipvlan", "\(spec.name) on ifindex \(spec.parentIndex)", namespace: namespace) {
-            Self.ipvlanRequest(spec, namespaceFD: $0)
+            try Self.ipvlanRequest(spec, namespaceFD: $0)
         }
     }
 
-    static func ipvlanRequest(_ spec: IpvlanSpec, namespaceFD: Int32?) -> NetlinkMessage {
-        childLinkRequest(kind: "ipvlan", name: spec.name, parentIndex: spec.parentIndex, mtu: spec.mtu, mac: nil,
+    static func ipvlanRequest(_ spec: IpvlanSpec, namespaceFD: Int32?) throws -> NetlinkMessage {
+        try childLinkRequest(kind: "ipvlan", name: spec.name, parentIndex: spec.parentIndex, mtu: spec.mtu, mac: nil,
                          namespaceFD: namespaceFD) { m in
-            m.put(IpvlanAttribute.mode, u16: spec.mode.rawValue)
+            try m.put(IpvlanAttribute.mode, u16: spec.mode.rawValue)
         }
     }
 

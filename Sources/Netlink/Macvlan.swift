@@ -64,15 +64,15 @@ extension RouteSocket {
     /// netns under its final name (the parent stays where it is).
     public func addMacvlan(_ spec: MacvlanSpec, namespace: NetworkNamespace? = nil) throws {
         try addChildLink("add macvlan", "\(spec.name) on ifindex \(spec.parentIndex)", namespace: namespace) {
-            Self.macvlanRequest(spec, namespaceFD: $0)
+            try Self.macvlanRequest(spec, namespaceFD: $0)
         }
     }
 
-    static func macvlanRequest(_ spec: MacvlanSpec, namespaceFD: Int32?) -> NetlinkMessage {
-        childLinkRequest(kind: "macvlan", name: spec.name, parentIndex: spec.parentIndex, mtu: spec.mtu, mac: spec.mac,
+    static func macvlanRequest(_ spec: MacvlanSpec, namespaceFD: Int32?) throws -> NetlinkMessage {
+        try childLinkRequest(kind: "macvlan", name: spec.name, parentIndex: spec.parentIndex, mtu: spec.mtu, mac: spec.mac,
                          namespaceFD: namespaceFD) { m in
-            m.put(MacvlanAttribute.mode, u32: spec.mode.rawValue)
-            if let q = spec.broadcastQueueLength { m.put(MacvlanAttribute.broadcastQueueLength, u32: q) }
+            try m.put(MacvlanAttribute.mode, u32: spec.mode.rawValue)
+            if let q = spec.broadcastQueueLength { try m.put(MacvlanAttribute.broadcastQueueLength, u32: q) }
         }
     }
 

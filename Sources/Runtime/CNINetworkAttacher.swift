@@ -7,7 +7,6 @@
 
 import CNI
 import FoundationEssentials
-import Glibc
 import Netlink
 
 public struct CNINetworkAttacher: NetworkAttacher {
@@ -47,11 +46,13 @@ public struct CNINetworkAttacher: NetworkAttacher {
     /// Runs `body` in the host's netns (the plugins it spawns start there).
     func inHost<T>(_ body: () throws -> T) throws -> T {
         guard let hostNetnsPath else { return try body() }
+        let host: NetworkNamespace
         do {
-            return try withNetworkNamespace(hostNetnsPath, body)
-        } catch let e as NetlinkError {
-            throw RuntimeError.state("cannot enter the host's network namespace \(hostNetnsPath): \(e)")
+            host = try NetworkNamespace.open(path: hostNetnsPath)
+        } catch {
+            throw RuntimeError.state("cannot enter the host's network namespace \(hostNetnsPath): \(error)")
         }
+        return try withNetworkNamespace(host, body)
     }
 
     public func validate(mode: NetworkMode) throws {
@@ -125,7 +126,8 @@ public struct CNINetworkAttacher: NetworkAttacher {
                 }
             }
         } catch {
-            // Nothing is left behind: DEL what was tried, newest first.
+            // Nothing is left behind: DEL what was tried, newest first. Best effort: the ADD's
+            // error is what is reported, and the container's teardown DELs once more.
             _ = try? inHost {
                 for (list, rt) in attempted.reversed() { try? cni.delNetworkList(list, rt) }
             }
@@ -137,7 +139,13 @@ public struct CNINetworkAttacher: NetworkAttacher {
     public func detach(container: ContainerRecord, netnsPath: String?) throws {
         var firstError: (any Error)?
         let cni = self.cni
-        let wanted = (try? lists(for: container.networkMode)) ?? fallbackLists(for: container.networkMode)
+        let wanted: [(list: NetworkConfigList, ifName: String)]
+        do {
+            wanted = try lists(for: container.networkMode)
+        } catch {
+            // The network was removed (or its conflist broken) since ADD: DEL from the cache.
+            wanted = try fallbackLists(for: container.networkMode)
+        }
         try inHost {
             for (list, ifName) in wanted.reversed() {
                 do {
@@ -147,6 +155,7 @@ public struct CNINetworkAttacher: NetworkAttacher {
                     var useList = list
                     var rt = runtimeConf(container, netns: netnsPath, list: list, ifName: ifName)
                     if let cached {
+                        // A cached configuration that no longer parses: the current one will do.
                         if let l = try? NetworkConfigList(bytes: cached.config) { useList = l }
                         rt.capabilityArgs = cached.capabilityArgs
                         rt.args = cached.args
@@ -163,12 +172,10 @@ public struct CNINetworkAttacher: NetworkAttacher {
     }
 
     /// When a network's conflist is gone: only what the cache still knows.
-    func fallbackLists(for mode: NetworkMode) -> [(list: NetworkConfigList, ifName: String)] {
+    func fallbackLists(for mode: NetworkMode) throws -> [(list: NetworkConfigList, ifName: String)] {
         var out: [(list: NetworkConfigList, ifName: String)] = [(Self.loopbackList, "lo")]
-        if case .network(let name) = mode,
-           let entry = try? cni.cachedAttachments(network: name).first,
-           let l = try? NetworkConfigList(bytes: entry.config) {
-            out.append((l, Self.containerInterface))
+        if case .network(let name) = mode, let entry = try cni.cachedAttachments(network: name).first {
+            out.append((try NetworkConfigList(bytes: entry.config), Self.containerInterface))
         }
         return out
     }
@@ -207,13 +214,14 @@ public struct CNINetworkAttacher: NetworkAttacher {
     public func gc(live: [ContainerRecord]) throws {
         let cni = self.cni
         var firstError: (any Error)?
-        var all = networks.list()
+        var all = try networks.list()
         all.append(Self.loopbackList)
         try inHost {
             for list in all {
                 var valid: [Attachment] = []
                 for c in live {
-                    for (l, ifName) in (try? lists(for: c.networkMode)) ?? [] where l.name == list.name {
+                    // A live container's networks must load: GC would otherwise take its attachments.
+                    for (l, ifName) in try lists(for: c.networkMode) where l.name == list.name {
                         valid.append(Attachment(containerID: c.id, ifname: ifName))
                     }
                 }

@@ -1,8 +1,8 @@
 // The runtime: starts containers, records their state, and stops, enters and removes them.
 
-import CNetlabShims
 import FoundationEssentials
 import Glibc
+import SystemKit
 
 /// What `netlab run` asks for.
 public struct RunRequest: Sendable {
@@ -49,122 +49,154 @@ public final class ContainerRuntime: @unchecked Sendable {
     }
 
     static func requireRoot(_ operation: String) throws {
-        if !Sys.isRoot { throw RuntimeError.notRoot(operation: operation) }
+        if geteuid() != 0 { throw RuntimeError.notRoot(operation: operation) }
     }
 
     // MARK: run
 
+    /// Starts a container: checks the request, finds its network namespace, claims the name,
+    /// starts the init with its networks attached, and (in the foreground) waits for it.
     public func run(_ req: RunRequest, onStarted: (ContainerRecord) -> Void = { _ in }) throws -> RunOutcome {
         try Self.requireRoot("netlab run")
         let id = ContainerRecord.generateID()
         let name = req.name ?? "c" + String(id.prefix(11))
+        try validate(req, name: name)
+        let netns = try networkNamespace(for: req.networkMode, name: name)
+        defer { netns.close() }
+
+        try runDirectory.claim(name)
+        var record = ContainerRecord(
+            id: id, name: name, pid: nil, pidStartTime: nil, command: req.command == ["pause"] ? [] : req.command,
+            created: Date(), started: nil, finished: nil, status: .created, exitCode: nil,
+            networkMode: req.networkMode, networks: [:], ports: req.ports, ip: req.ip, mac: req.mac,
+            hostname: req.hostname ?? String(id.prefix(12)), rootfs: req.rootfs, netnsPath: netns.path,
+            logPath: req.detach ? runDirectory.logPath(name) : nil, detached: req.detach,
+            autoRemove: req.autoRemove, host: hostName)
+        try start(&record, req, netns: netns.choice)
+        onStarted(record)
+        if req.detach { return .started(record) }
+        return .exited(try waitForeground(&record))
+    }
+
+    /// What can be refused before anything is made.
+    func validate(_ req: RunRequest, name: String) throws {
         guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidName(name) }
         try attacher.validate(mode: req.networkMode)
         if req.networkMode == .host, !req.ports.isEmpty {
             throw RuntimeError.invalidArgument("-p needs a network: in --network host mode the container's ports are the host's")
         }
-        let command = req.command == ["pause"] ? [] : req.command
-        if let rootfs = req.rootfs, !Sys.exists(rootfs) {
+        if let rootfs = req.rootfs, !Files.exists(rootfs) {
             throw RuntimeError.invalidArgument("--rootfs \(rootfs): no such directory")
         }
-        var joinFD: Int32 = -1
-        defer { if joinFD >= 0 { close(joinFD) } }
-        let netns: NetnsChoice
-        var netnsPath: String? = runDirectory.netnsPath(name)
-        switch req.networkMode {
+    }
+
+    /// Where a new container's network namespace comes from, and the path it is known by.
+    struct NetnsPlan {
+        var choice: NetnsChoice
+        var path: String?
+
+        func close() {
+            if case .join(let fd) = choice { ignoringFailure { Glibc.close(fd.rawValue) } }
+        }
+    }
+
+    func networkNamespace(for mode: NetworkMode, name: String) throws -> NetnsPlan {
+        switch mode {
         case .none, .network:
-            netns = .new
+            return NetnsPlan(choice: .new, path: runDirectory.netnsPath(name))
         case .host:
-            netnsPath = hostNetnsPath
-            if let hostNetnsPath {
-                joinFD = try sys("open", hostNetnsPath) { open(hostNetnsPath, O_RDONLY | O_CLOEXEC) }
-                netns = .join(fd: joinFD)
-            } else {
-                netns = .inherit
-            }
+            guard let hostNetnsPath else { return NetnsPlan(choice: .inherit, path: nil) }
+            return NetnsPlan(choice: .join(try FileDescriptor.open(hostNetnsPath)), path: hostNetnsPath)
         case .container(let other):
             let o = try refreshed(try runDirectory.find(other))
             guard o.status == .running, let opid = o.pid else { throw RuntimeError.containerNotRunning(other) }
             let path = o.netnsPath ?? "/proc/\(opid)/ns/net"
-            joinFD = try sys("open netns of container", other) { open(path, O_RDONLY | O_CLOEXEC) }
-            netns = .join(fd: joinFD)
+            return NetnsPlan(choice: .join(try FileDescriptor.open(path)), path: runDirectory.netnsPath(name))
         }
+    }
 
-        try runDirectory.claim(name)
-        var record = ContainerRecord(
-            id: id, name: name, pid: nil, pidStartTime: nil, command: command, created: Date(),
-            started: nil, finished: nil, status: .created, exitCode: nil, networkMode: req.networkMode,
-            networks: [:], ports: req.ports, ip: req.ip, mac: req.mac,
-            hostname: req.hostname ?? String(id.prefix(12)), rootfs: req.rootfs, netnsPath: netnsPath,
-            logPath: req.detach ? runDirectory.logPath(name) : nil, detached: req.detach,
-            autoRemove: req.autoRemove, host: hostName)
+    /// Spawns the init, records it, mounts its netns, attaches its networks and lets its
+    /// command run. On failure everything made so far is undone.
+    func start(_ record: inout ContainerRecord, _ req: RunRequest, netns: NetnsChoice) throws {
         var spawned: SpawnedInit?
         do {
             try runDirectory.save(record)
-            let exitPath = runDirectory.exitPath(name)
-            let exitFD = try sys("create", exitPath) { open(exitPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-            defer { close(exitFD) }
-            var opts = SpawnOptions(argv: command, environment: environment(for: record, extra: req.environment),
-                                    hostname: record.hostname, rootfs: req.rootfs, netns: netns)
-            opts.exitStatusFD = exitFD
-            var logFD: Int32 = -1, nullFD: Int32 = -1
-            defer { if logFD >= 0 { close(logFD) }; if nullFD >= 0 { close(nullFD) } }
-            if req.detach {
-                let logPath = runDirectory.logPath(name)
-                logFD = try sys("create", logPath) { open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640) }
-                nullFD = try sys("open", "/dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }
-                (opts.stdinFD, opts.stdoutFD, opts.stderrFD) = (nullFD, logFD, logFD)
-                opts.newSession = true
-            }
-            let s = try spawnContainerInit(opts)
+            let s = try spawnInit(record, req, netns: netns)
             spawned = s
             // From now on ^C and kill reach the container rather than leaving it behind.
-            if !req.detach { netlab_forward_signals(s.pid) }
+            if !req.detach { forwardSignals(to: s.pid) }
             record.pid = s.pid
-            record.pidStartTime = Sys.processStat(s.pid)?.startTime
+            record.pidStartTime = ProcessStat.read(pid: s.pid)?.startTime
             try runDirectory.save(record)
             if req.networkMode != .host {
-                try Sys.bindMount("/proc/\(s.pid)/ns/net", on: runDirectory.netnsPath(name))
+                try NetnsMounts.bind("/proc/\(s.pid)/ns/net", on: runDirectory.netnsPath(record.name))
             }
             if req.networkMode.ownsNetworkNamespace {
-                record.networks = try attacher.attach(container: record, netnsPath: runDirectory.netnsPath(name))
+                record.networks = try attacher.attach(container: record, netnsPath: runDirectory.netnsPath(record.name))
             }
             record.status = .running
             record.started = Date()
             try runDirectory.save(record)
             try s.release()
         } catch {
-            netlab_forward_signals(0)
+            stopForwardingSignals()
             spawned?.abandon()
+            // Best effort: the error being thrown is what failed; teardown only tidies after it.
             try? teardown(record)
             throw error
         }
-        onStarted(record)
-        if req.detach { return .started(record) }
+    }
 
-        let code = waitForwardingSignals(record.pid!)
+    /// Spawns the container's init with its exit-status file, and for a detached container
+    /// its log as stdout/stderr and /dev/null as stdin.
+    func spawnInit(_ record: ContainerRecord, _ req: RunRequest, netns: NetnsChoice) throws -> SpawnedInit {
+        var opts = SpawnOptions(argv: record.command, environment: environment(for: record, extra: req.environment),
+                                hostname: record.hostname, rootfs: req.rootfs, netns: netns)
+        let exit = try FileDescriptor.open(runDirectory.exitPath(record.name), [.readWrite, .create, .truncate],
+                                           permissions: 0o644)
+        return try exit.closeAfter { () throws(SystemError) in
+            opts.exitStatus = exit
+            guard req.detach else { return try spawnContainerInit(opts) }
+            let log = try FileDescriptor.open(runDirectory.logPath(record.name), [.writeOnly, .create, .append],
+                                              permissions: 0o640)
+            return try log.closeAfter { () throws(SystemError) in
+                let null = try FileDescriptor.open("/dev/null")
+                return try null.closeAfter { () throws(SystemError) in
+                    (opts.stdin, opts.stdout, opts.stderr) = (null, log, log)
+                    opts.newSession = true
+                    return try spawnContainerInit(opts)
+                }
+            }
+        }
+    }
+
+    /// Waits for a foreground container's command and records its exit (or removes the
+    /// container, with `--rm`); returns the exit code.
+    func waitForeground(_ record: inout ContainerRecord) throws -> Int32 {
+        let code = try waitForwardingSignals(record.pid!)
         record.status = .exited
         record.exitCode = code
         record.finished = Date()
-        if req.autoRemove {
+        if record.autoRemove {
             try teardown(record)
         } else {
             try runDirectory.save(record)
         }
-        return .exited(code)
+        return code
     }
 
     /// For `run -d --rm`: starts `reaperCommand` (which must end up calling
     /// `removeWhenExited(name)`, e.g. `netlab __reap NAME`) detached from this process.
     public func startReaper(_ reaperCommand: [String]) throws {
-        try Sys.spawnDetached(reaperCommand)
+        try Subprocess.startDetached(reaperCommand[0], arguments: Array(reaperCommand.dropFirst()),
+                                     environment: ["PATH": Self.defaultPath])
     }
 
     /// Waits for a container's init to exit, then removes the container (networks, netns,
     /// state) if it was started with `--rm`.
     public func removeWhenExited(_ name: String) throws {
         let r = try runDirectory.load(name)
-        if let pid = r.pid { try Sys.waitForExit(pid: pid, startTime: r.pidStartTime) }
+        if let pid = r.pid { try waitForExit(pid: pid, startTime: r.pidStartTime) }
         let now = try runDirectory.load(name)
         guard now.id == r.id, now.autoRemove else { return }
         try teardown(refreshed(now))
@@ -172,7 +204,7 @@ public final class ContainerRuntime: @unchecked Sendable {
 
     func environment(for record: ContainerRecord, extra: [String]) -> [String] {
         var env = ["PATH=" + Self.defaultPath, "HOSTNAME=" + record.hostname, "HOME=/root"]
-        if let term = getenv("TERM") { env.append("TERM=" + String(cString: term)) }
+        if let term = Environment["TERM"] { env.append("TERM=" + term) }
         return env + extra
     }
 
@@ -180,12 +212,12 @@ public final class ContainerRuntime: @unchecked Sendable {
 
     /// The record with its status brought up to date: a "running" container whose init is gone
     /// becomes "exited" with the code its init wrote (137 when it was killed before it could).
-    public func refreshed(_ record: ContainerRecord) -> ContainerRecord {
+    public func refreshed(_ record: ContainerRecord) throws -> ContainerRecord {
         guard record.status == .running else { return record }
-        if let pid = record.pid, Sys.isAlive(pid: pid, startTime: record.pidStartTime) { return record }
+        if let pid = record.pid, ProcessStat.isAlive(pid: pid, startTime: record.pidStartTime) { return record }
         var r = record
         r.status = .exited
-        if let exit = runDirectory.recordedExit(r.name) {
+        if let exit = try runDirectory.recordedExit(r.name) {
             r.exitCode = exit.code
             r.finished = exit.time
         } else {
@@ -194,18 +226,21 @@ public final class ContainerRuntime: @unchecked Sendable {
         }
         // A `--rm` container is about to be removed by its reaper: writing its state now
         // would race with that removal.
-        if !r.autoRemove { try? runDirectory.save(r) }
+        if !r.autoRemove {
+            // The saved state only caches this: when the write fails (the directory is being
+            // removed meanwhile), the next reader derives the same again.
+            try? runDirectory.save(r)
+        }
         return r
     }
 
     public func container(_ nameOrID: String) throws -> ContainerRecord {
-        refreshed(try runDirectory.find(nameOrID))
+        try refreshed(try runDirectory.find(nameOrID))
     }
 
     /// Every container (running ones only unless `all`), oldest first.
-    public func list(all: Bool) -> [ContainerRecord] {
-        runDirectory.names()
-            .compactMap { try? runDirectory.load($0) }
+    public func list(all: Bool) throws -> [ContainerRecord] {
+        try runDirectory.records()
             .map(refreshed)
             .filter { all || $0.status == .running }
             .sorted { $0.created < $1.created }
@@ -216,7 +251,7 @@ public final class ContainerRuntime: @unchecked Sendable {
         guard let path = r.logPath else {
             throw RuntimeError.invalidArgument("container \(r.name) was not started with -d: its output went to the terminal")
         }
-        return Sys.readFile(path) ?? []
+        return try Files.readIfPresent(path) ?? []
     }
 
     // MARK: exec, stop, rm
@@ -237,21 +272,23 @@ public final class ContainerRuntime: @unchecked Sendable {
         try Self.requireRoot("netlab stop")
         let r = try container(nameOrID)
         guard r.status == .running, let pid = r.pid else { return r }
-        try Sys.sendSignal(pid, SIGTERM)
+        try Processes.signal(pid, SIGTERM)
         if !waitGone(r, seconds: timeout) {
-            try Sys.sendSignal(pid, SIGKILL)
+            try Processes.signal(pid, SIGKILL)
             _ = waitGone(r, seconds: 10)
         }
-        return refreshed(r)
+        return try refreshed(r)
     }
 
+    /// Polls every `pollInterval` until the container's init is gone; false after `seconds`.
     func waitGone(_ r: ContainerRecord, seconds: Double) -> Bool {
         guard let pid = r.pid else { return true }
+        let pollInterval = 0.02
         var waited = 0.0
-        while Sys.isAlive(pid: pid, startTime: r.pidStartTime) {
+        while ProcessStat.isAlive(pid: pid, startTime: r.pidStartTime) {
             if waited >= seconds { return false }
-            Sys.sleep(milliseconds: 20)
-            waited += 0.02
+            usleep(UInt32(pollInterval * 1_000_000))
+            waited += pollInterval
         }
         return true
     }
@@ -265,17 +302,17 @@ public final class ContainerRuntime: @unchecked Sendable {
         } catch let error as RuntimeError {
             // A directory whose state file a crash left missing or unreadable: with -f,
             // remove what is there.
-            guard force, ContainerRecord.isValidName(nameOrID), Sys.exists(runDirectory.containerPath(nameOrID)) else {
+            guard force, ContainerRecord.isValidName(nameOrID), Files.exists(runDirectory.containerPath(nameOrID)) else {
                 throw error
             }
-            try Sys.unmountAndRemove(runDirectory.netnsPath(nameOrID))
-            try Sys.removeTree(runDirectory.containerPath(nameOrID))
+            try NetnsMounts.unmountAndRemove(runDirectory.netnsPath(nameOrID))
+            try Files.removeTree(runDirectory.containerPath(nameOrID))
             return
         }
-        let alive = r.pid.map { Sys.isAlive(pid: $0, startTime: r.pidStartTime) } ?? false
+        let alive = r.pid.map { ProcessStat.isAlive(pid: $0, startTime: r.pidStartTime) } ?? false
         if alive {
             guard force else { throw RuntimeError.containerRunning(r.name) }
-            try Sys.sendSignal(r.pid!, SIGKILL)
+            try Processes.signal(r.pid!, SIGKILL)
             _ = waitGone(r, seconds: 10)
         }
         try teardown(r)
@@ -286,12 +323,12 @@ public final class ContainerRuntime: @unchecked Sendable {
     func teardown(_ r: ContainerRecord) throws {
         var firstError: (any Error)?
         let nsPath = runDirectory.netnsPath(r.name)
-        let nsMounted = Sys.exists(nsPath)
+        let nsMounted = Files.exists(nsPath)
         if r.networkMode.ownsNetworkNamespace {
             do { try attacher.detach(container: r, netnsPath: nsMounted ? nsPath : nil) } catch { firstError = firstError ?? error }
         }
-        do { try Sys.unmountAndRemove(nsPath) } catch { firstError = firstError ?? error }
-        do { try Sys.removeTree(runDirectory.containerPath(r.name)) } catch { firstError = firstError ?? error }
+        do { try NetnsMounts.unmountAndRemove(nsPath) } catch { firstError = firstError ?? error }
+        do { try Files.removeTree(runDirectory.containerPath(r.name)) } catch { firstError = firstError ?? error }
         if let firstError { throw firstError }
     }
 }

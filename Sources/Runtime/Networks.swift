@@ -6,6 +6,7 @@
 import CNI
 import FoundationEssentials
 import NetTypes
+import SystemKit
 
 public struct NetworkStore: Sendable {
     /// The run directory of the (real or simulated) host.
@@ -28,7 +29,7 @@ public struct NetworkStore: Sendable {
     /// The configuration list of network `name`.
     public func load(_ name: String) throws -> NetworkConfigList {
         guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidArgument("invalid network name \"\(name)\"") }
-        if let bytes = Sys.readFile(path(name)) {
+        if let bytes = try Files.readIfPresent(path(name)) {
             do { return try NetworkConfigList(bytes: bytes) } catch {
                 throw RuntimeError.networkUnavailable(network: name, reason: "\(path(name)): \(error.msg)")
             }
@@ -38,11 +39,15 @@ public struct NetworkStore: Sendable {
             reason: "no such network (see netlab network ls; create it with netlab network create \(name))")
     }
 
-    /// Every network, the built-in `bridge` included, sorted by name.
-    public func list() -> [NetworkConfigList] {
-        var names = Set(Sys.listDirectory(directory).filter { $0.hasSuffix(".conflist") }.map { String($0.dropLast(9)) })
+    /// Every network, the built-in `bridge` included, sorted by name. A conflist that cannot be
+    /// read or parsed throws (naming its file), so that no caller mistakes it for no network.
+    public func list() throws -> [NetworkConfigList] {
+        let suffix = ".conflist"
+        // A file whose name no network can have (written by hand) is not one of ours.
+        var names = Set(try Files.listIfPresent(directory).filter { $0.hasSuffix(suffix) }
+            .map { String($0.dropLast(suffix.count)) }.filter(ContainerRecord.isValidName))
         names.insert(Self.defaultNetwork)
-        return names.sorted().compactMap { try? load($0) }
+        return try names.sorted().map(load)
     }
 
     /// The built-in `bridge` network.
@@ -99,7 +104,7 @@ public struct NetworkStore: Sendable {
         guard ContainerRecord.isValidName(name), !Self.reserved.contains(name), name != Self.defaultNetwork else {
             throw RuntimeError.invalidArgument("invalid network name \"\(name)\": \(name == Self.defaultNetwork || Self.reserved.contains(name) ? "the name is reserved" : "use letters, digits, '_', '.', '-'")")
         }
-        if Sys.exists(path(name)) { throw RuntimeError.invalidArgument("network \(name) already exists") }
+        if Files.exists(path(name)) { throw RuntimeError.invalidArgument("network \(name) already exists") }
         var subnets: [CIDR] = []
         for s in requested {
             guard let c = CIDR(s), c.networkAddress == c.address else {
@@ -107,7 +112,7 @@ public struct NetworkStore: Sendable {
             }
             subnets.append(c)
         }
-        let others = list().flatMap(Self.subnets(of:))
+        let others = try list().flatMap(Self.subnets(of:))
         for s in subnets {
             if let o = others.first(where: { $0.overlaps(s) }) {
                 throw RuntimeError.invalidArgument("subnet \(s) overlaps \(o) of another network")
@@ -135,8 +140,8 @@ public struct NetworkStore: Sendable {
         }
         let json = Self.conflist(name: name, bridge: Self.deriveBridgeName(name), subnets: subnets, gateway: gw,
                                  dataDir: ipamDirectory, loopback: false)
-        try Sys.makeDirectories(directory)
-        try Sys.writeFileAtomically(path(name), json.serialized(pretty: true) + [10])
+        try Files.makeDirectories(directory)
+        try Files.writeAtomically(path(name), json.serialized(pretty: true) + [10])
         return try load(name)
     }
 
@@ -152,10 +157,10 @@ public struct NetworkStore: Sendable {
     /// `network rm`: deletes the conflist (the caller checks that no container uses it).
     public func remove(_ name: String) throws {
         guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidArgument("invalid network name \"\(name)\"") }
-        guard Sys.exists(path(name)) else {
+        guard Files.exists(path(name)) else {
             if name == Self.defaultNetwork { throw RuntimeError.invalidArgument("the built-in network bridge cannot be removed") }
             throw RuntimeError.networkUnavailable(network: name, reason: "no such network")
         }
-        try Sys.removeTree(path(name))
+        try Files.remove(path(name))
     }
 }

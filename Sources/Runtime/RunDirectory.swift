@@ -7,6 +7,7 @@
 
 import FoundationEssentials
 import Glibc
+import SystemKit
 
 public struct RunDirectory: Sendable {
     public static let defaultPath = "/run/netlab"
@@ -41,10 +42,10 @@ public struct RunDirectory: Sendable {
 
     /// Claims `name`: creates its directory, failing with `.nameInUse` if it exists.
     func claim(_ name: String) throws {
-        try Sys.makeDirectories(containersPath)
+        try Files.makeDirectories(containersPath)
         do {
-            try Sys.makeDirectory(containerPath(name), exclusive: true)
-        } catch RuntimeError.system(_, _, EEXIST) {
+            try Files.makeDirectory(containerPath(name), existingIsFine: false)
+        } catch where error.kind == .exists {
             throw RuntimeError.nameInUse(name)
         }
     }
@@ -53,12 +54,20 @@ public struct RunDirectory: Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.dateEncodingStrategy = .iso8601
-        try Sys.writeFileAtomically(statePath(record.name), [UInt8](try enc.encode(record)) + [10])
+        try Files.writeAtomically(statePath(record.name), [UInt8](try enc.encode(record)) + [10])
     }
 
     func load(_ name: String) throws -> ContainerRecord {
-        guard ContainerRecord.isValidName(name), let bytes = Sys.readFile(statePath(name)) else {
-            throw RuntimeError.noSuchContainer(name)
+        guard let record = try loadIfPresent(name) else { throw RuntimeError.noSuchContainer(name) }
+        return record
+    }
+
+    /// The record of `name`, nil when its directory holds no state (yet: `run` claims the
+    /// directory before it writes the state, and a crash in between leaves it so). A state
+    /// file that cannot be read or decoded throws.
+    func loadIfPresent(_ name: String) throws -> ContainerRecord? {
+        guard ContainerRecord.isValidName(name), let bytes = try Files.readIfPresent(statePath(name)) else {
+            return nil
         }
         do {
             return try RunDirectory.decode(bytes)
@@ -74,24 +83,34 @@ public struct RunDirectory: Sendable {
     }
 
     /// Names of every container directory, also those whose state is missing or broken.
-    func names() -> [String] { Sys.listDirectory(containersPath) }
+    func names() throws -> [String] { try Files.listIfPresent(containersPath) }
+
+    /// Every container whose state reads back. A directory without state, or with a state
+    /// that does not decode, is skipped: it is no container (yet), and `rm -f NAME` or `gc`
+    /// removes it by name.
+    func records() throws -> [ContainerRecord] {
+        try names().compactMap { name in
+            do { return try loadIfPresent(name) } catch RuntimeError.state { return nil }
+        }
+    }
 
     /// Finds a container by name, or by a unique prefix of its id.
     func find(_ nameOrID: String) throws -> ContainerRecord {
-        if ContainerRecord.isValidName(nameOrID), Sys.exists(statePath(nameOrID)) {
-            return try load(nameOrID)
-        }
-        let matches = names().compactMap { try? load($0) }.filter { $0.id.hasPrefix(nameOrID.lowercased()) }
+        if let record = try loadIfPresent(nameOrID) { return record }
+        let prefix = nameOrID.lowercased()
+        let matches = try records().filter { $0.id.hasPrefix(prefix) }
         if nameOrID.count >= 3, matches.count == 1 { return matches[0] }
         throw RuntimeError.noSuchContainer(nameOrID)
     }
 
-    /// The init's exit code as written by the init itself, with the time it was written.
-    func recordedExit(_ name: String) -> (code: Int32, time: Date)? {
+    /// The init's exit code as written by the init itself, with the time it was written; nil
+    /// when the init wrote none (it was killed first).
+    func recordedExit(_ name: String) throws -> (code: Int32, time: Date)? {
         let p = exitPath(name)
-        guard let bytes = Sys.readFile(p),
+        guard let bytes = try Files.readIfPresent(p),
               let code = Int32(String(decoding: bytes.filter { $0 != 10 && $0 != 32 }, as: UTF8.self)),
-              let t = Sys.modificationTime(p) else { return nil }
-        return (code, Date(timeIntervalSince1970: t))
+              let st = try Files.status(p) else { return nil }
+        let time = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        return (code, Date(timeIntervalSince1970: time))
     }
 }

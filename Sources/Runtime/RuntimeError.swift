@@ -1,6 +1,5 @@
-// Errors a person can act on: each says what failed, on which object, and why.
-
-import Glibc
+// Errors a person can act on: each says what failed, on which object, and why. A failed system
+// call is a SystemKit SystemError (operation, object, errno and its kind), not one of these.
 
 public enum RuntimeError: Error, CustomStringConvertible, Equatable {
     case notRoot(operation: String)
@@ -11,7 +10,6 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable {
     case containerNotRunning(String)
     case invalidArgument(String)
     case networkUnavailable(network: String, reason: String)
-    case system(operation: String, object: String, errno: Int32)
     case state(String)
 
     public var description: String {
@@ -28,21 +26,7 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable {
         case .containerNotRunning(let n): return "container \(n) is not running"
         case .invalidArgument(let m): return m
         case .networkUnavailable(let net, let reason): return "network \(net): \(reason)"
-        case .system(let op, let obj, let e):
-            return "\(op) \(obj): \(String(cString: strerror(e))) (errno \(e))"
         case .state(let m): return m
         }
-    }
-}
-
-/// Runs a libc call returning -1 on error, retrying EINTR, and throws `.system` otherwise.
-@discardableResult
-func sys<T: BinaryInteger>(_ operation: String, _ object: String, _ body: () -> T) throws -> T {
-    while true {
-        let r = body()
-        if r >= 0 { return r }
-        let e = errno
-        if e == EINTR { continue }
-        throw RuntimeError.system(operation: operation, object: object, errno: e)
     }
 }

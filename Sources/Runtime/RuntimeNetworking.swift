@@ -3,6 +3,7 @@
 
 import CNI
 import FoundationEssentials
+import SystemKit
 
 extension ContainerRuntime {
     /// The CNI backend, when networking is configured.
@@ -14,15 +15,15 @@ extension ContainerRuntime {
     }
 
     /// Containers (any status) whose network mode is network `name`.
-    public func containers(onNetwork name: String) -> [ContainerRecord] {
-        list(all: true).filter { $0.networkMode == .network(name) }
+    public func containers(onNetwork name: String) throws -> [ContainerRecord] {
+        try list(all: true).filter { $0.networkMode == .network(name) }
     }
 
     /// `netlab check [NAME]`: CNI CHECK for every running container's attachments (or one
     /// container's). Returns (container, nil or the failure) for each container checked.
     public func check(_ nameOrID: String?) throws -> [(ContainerRecord, String?)] {
         let cni = try requireCNI()
-        let targets = try nameOrID.map { [try container($0)] } ?? list(all: false)
+        let targets = try nameOrID.map { [try container($0)] } ?? (try list(all: false))
         return targets.filter { $0.networkMode.ownsNetworkNamespace }.map { c in
             guard c.status == .running else { return (c, "not running") }
             do { try cni.check(container: c); return (c, nil) } catch { return (c, "\(error)") }
@@ -37,27 +38,42 @@ extension ContainerRuntime {
         try Self.requireRoot("netlab gc")
         var removed: [String] = []
         var firstError: (any Error)?
-        for name in runDirectory.names() {
-            if let r = try? runDirectory.load(name) {
-                let now = refreshed(r)
-                guard now.status != .running else { continue }
-                if now.status == .created, let pid = now.pid, Sys.isAlive(pid: pid, startTime: now.pidStartTime) { continue }
-                do { try teardown(now); removed.append(name) } catch { firstError = firstError ?? error }
-            } else {
-                do { try remove(name, force: true); removed.append(name) } catch { firstError = firstError ?? error }
+        for name in try runDirectory.names() {
+            do {
+                if try collect(name) { removed.append(name) }
+            } catch {
+                firstError = firstError ?? error
             }
         }
         if let cni {
-            do { try cni.gc(live: list(all: false)) } catch { firstError = firstError ?? error }
+            do { try cni.gc(live: try list(all: false)) } catch { firstError = firstError ?? error }
         }
         if let firstError { throw firstError }
         return removed
     }
 
+    /// Removes container `name` unless it is running or still being started; true when removed.
+    /// A directory without a readable state (what a crash left) is removed as it is.
+    private func collect(_ name: String) throws -> Bool {
+        let record: ContainerRecord?
+        do { record = try runDirectory.loadIfPresent(name) } catch RuntimeError.state { record = nil }
+        guard let record else {
+            try remove(name, force: true)
+            return true
+        }
+        let now = try refreshed(record)
+        guard now.status != .running else { return false }
+        if now.status == .created, let pid = now.pid, ProcessStat.isAlive(pid: pid, startTime: now.pidStartTime) {
+            return false
+        }
+        try teardown(now)
+        return true
+    }
+
     /// `network rm`: refused while a container uses the network.
     public func removeNetwork(_ name: String) throws {
         let cni = try requireCNI()
-        let users = containers(onNetwork: name)
+        let users = try containers(onNetwork: name)
         if !users.isEmpty {
             throw RuntimeError.invalidArgument(
                 "network \(name) is in use by \(users.map(\.name).joined(separator: ", ")): remove those containers first")
@@ -68,7 +84,7 @@ extension ContainerRuntime {
     /// Removes every container of this (simulated) host, killing running ones.
     public func removeAll() throws {
         var firstError: (any Error)?
-        for name in runDirectory.names() {
+        for name in try runDirectory.names() {
             do { try remove(name, force: true) } catch { firstError = firstError ?? error }
         }
         if let firstError { throw firstError }
@@ -78,11 +94,11 @@ extension ContainerRuntime {
     public func inspectNetwork(_ name: String) throws -> String {
         let cni = try requireCNI()
         let list = try cni.networks.load(name)
-        let containers: [JSONValue] = containers(onNetwork: name).map { c in
+        let containers: [JSONValue] = try containers(onNetwork: name).map { c in
             ["name": .string(c.name), "id": .string(c.id), "status": .string(c.status.rawValue),
              "result": c.networks[name] ?? .null]
         }
-        let config = (try? JSONValue.parse(list.bytes)) ?? .null
+        let config = try JSONValue.parse(list.bytes)
         let out: JSONValue = ["name": .string(name), "config": config, "containers": .array(containers)]
         return String(decoding: out.serialized(pretty: true), as: UTF8.self)
     }

@@ -11,9 +11,9 @@
 // content (containers, networks, CNI cache, IPAM data).
 
 import FoundationEssentials
-import Glibc
 import NetTypes
 import Netlink
+import SystemKit
 
 /// One simulated host as recorded on disk.
 public struct SimulatedHost: Codable, Sendable, Equatable {
@@ -46,15 +46,24 @@ public struct SimulatedHosts: Sendable {
 
     public func get(_ name: String) throws -> SimulatedHost {
         guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidArgument("invalid host name \"\(name)\"") }
-        guard let bytes = Sys.readFile(recordPath(name)),
-              let host = try? JSONDecoder().decode(SimulatedHost.self, from: Data(bytes)) else {
+        guard let host = try record(name) else {
             throw RuntimeError.invalidArgument("no such host: \(name) (create it with: netlab host add \(name))")
         }
         return host
     }
 
-    public func list() -> [SimulatedHost] {
-        Sys.listDirectory(base + "/hosts").sorted().compactMap { try? get($0) }
+    /// The host's record, nil when there is none (no host, or one whose `add` did not finish).
+    func record(_ name: String) throws -> SimulatedHost? {
+        guard let bytes = try Files.readIfPresent(recordPath(name)) else { return nil }
+        do {
+            return try JSONDecoder().decode(SimulatedHost.self, from: Data(bytes))
+        } catch {
+            throw RuntimeError.state("host \(name): unreadable \(recordPath(name)): \(error)")
+        }
+    }
+
+    public func list() throws -> [SimulatedHost] {
+        try Files.listIfPresent(base + "/hosts").filter(ContainerRecord.isValidName).compactMap(record)
     }
 
     /// Creates the host: its netns, its veth on the underlay (creating the underlay when it is
@@ -64,15 +73,16 @@ public struct SimulatedHosts: Sendable {
         guard ContainerRecord.isValidName(name), name.utf8.count <= 13 else {
             throw RuntimeError.invalidArgument("invalid host name \"\(name)\": use at most 13 letters, digits, '_', '.', '-'")
         }
-        if (try? get(name)) != nil { throw RuntimeError.invalidArgument("host \(name) already exists") }
+        if try record(name) != nil { throw RuntimeError.invalidArgument("host \(name) already exists") }
         let netnsName = SimulatedHosts.netnsName(name)
         if NetworkNamespace.isLive(path: NetworkNamespace.path(named: netnsName)) {
             throw RuntimeError.invalidArgument("network namespace \(netnsName) already exists; remove it or choose another host name")
         }
-        try Sys.makeDirectories(directory(name))
-        var undo: [() -> Void] = [{ [self] in try? Sys.removeTree(directory(name)) }]
-        let lock = try Self.lockUnderlay()
-        defer { close(lock) }
+        try Files.makeDirectories(directory(name))
+        // Undo is best effort: the error being thrown says what failed.
+        var undo: [() -> Void] = [{ [self] in try? Files.removeTree(directory(name)) }]
+        let lock = try FileLock(path: Self.underlayLockPath)
+        defer { lock.unlock() }
         do {
             let underlay = try ensureUnderlay()
             let address = try freeAddress(underlay)
@@ -98,11 +108,11 @@ public struct SimulatedHosts: Sendable {
             let host = SimulatedHost(name: name, netns: netnsName, address: address, underlayPort: port)
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try Sys.writeFileAtomically(recordPath(name), [UInt8](try enc.encode(host)) + [10])
+            try Files.writeAtomically(recordPath(name), [UInt8](try enc.encode(host)) + [10])
             return host
         } catch {
             for u in undo.reversed() { u() }
-            if let e = error as? NetlinkError { throw RuntimeError.state("host add \(name): \(e)") }
+            if let e = error as? SystemError { throw RuntimeError.state("host add \(name): \(e)") }
             throw error
         }
     }
@@ -112,17 +122,20 @@ public struct SimulatedHosts: Sendable {
     public func remove(_ name: String) throws {
         let host = try get(name)
         if NetworkNamespace.isLive(path: host.netnsPath) {
-            do { try NetworkNamespace.delete(named: host.netns) } catch let e as NetlinkError where e.isNotFound {}
+            do { try NetworkNamespace.delete(named: host.netns) } catch let e as SystemError where e.isNotFound {}
         }
-        let lock = try Self.lockUnderlay()
-        defer { close(lock) }
-        if let underlay = try? RouteSocket(namespace: SimulatedHosts.underlayNetns) {
-            try? underlay.deleteLink(named: host.underlayPort)
+        let lock = try FileLock(path: Self.underlayLockPath)
+        defer { lock.unlock() }
+        if NetworkNamespace.isLive(path: NetworkNamespace.path(named: SimulatedHosts.underlayNetns)) {
+            let underlay = try RouteSocket(namespace: SimulatedHosts.underlayNetns)
+            // The port usually went with the host's netns (a veth dies with its peer).
+            do { try underlay.deleteLink(named: host.underlayPort) } catch let e as SystemError where e.isNotFound {}
             // The underlay is shared by every run directory's hosts: it goes when no port is left.
-            let ports = ((try? underlay.links()) ?? []).filter { $0.name.hasPrefix("u-") }
-            if ports.isEmpty { try? NetworkNamespace.delete(named: SimulatedHosts.underlayNetns) }
+            if try !underlay.links().contains(where: { $0.name.hasPrefix("u-") }) {
+                try NetworkNamespace.delete(named: SimulatedHosts.underlayNetns)
+            }
         }
-        try Sys.removeTree(directory(name))
+        try Files.removeTree(directory(name))
     }
 
     /// The underlay namespace and bridge, created when missing.
@@ -130,12 +143,12 @@ public struct SimulatedHosts: Sendable {
         let path = NetworkNamespace.path(named: SimulatedHosts.underlayNetns)
         if !NetworkNamespace.isLive(path: path) {
             do { try NetworkNamespace.create(named: SimulatedHosts.underlayNetns) }
-            catch let e as NetlinkError where e.isAlreadyExists {}
+            catch let e as SystemError where e.isAlreadyExists {}
         }
         let sock = try RouteSocket(namespace: path)
         if try sock.link(named: SimulatedHosts.underlayBridge) == nil {
             do { try sock.addBridge(name: SimulatedHosts.underlayBridge) }
-            catch let e as NetlinkError where e.isAlreadyExists {}
+            catch let e as SystemError where e.isAlreadyExists {}
         }
         let br = try sock.requireLink(named: SimulatedHosts.underlayBridge)
         if !br.isUp { try sock.setUp(br.index) }
@@ -144,21 +157,22 @@ public struct SimulatedHosts: Sendable {
     }
 
     /// Serialises changes to the shared underlay between netlab processes (any run directory).
-    static func lockUnderlay() throws -> Int32 {
-        let path = "/run/netlab-underlay.lock"
-        let fd = try sys("open", path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
-        _ = try sys("lock", path) { flock(fd, LOCK_EX) }
-        return fd
-    }
+    static let underlayLockPath = "/run/netlab-underlay.lock"
 
     /// The lowest underlay address (from .2) no host on the underlay uses: the hosts of every
     /// run directory share it, so the addresses are read from the hosts' eth0 behind each port.
     func freeAddress(_ underlay: RouteSocket) throws -> CIDR {
-        var used = Set(list().map { $0.address.address })
+        var used = Set(try list().map { $0.address.address })
         for port in try underlay.links() where port.name.hasPrefix("u-") {
             let ns = NetworkNamespace.path(named: SimulatedHosts.netnsName(String(port.name.dropFirst(2))))
-            guard let sock = try? RouteSocket(namespace: ns), let eth0 = try? sock.link(named: "eth0") else { continue }
-            for a in (try? sock.addresses(index: eth0.index)) ?? [] { used.insert(a.address.address) }
+            let sock: RouteSocket
+            do {
+                sock = try RouteSocket(namespace: ns)
+            } catch let e as SystemError where e.kind == .namespaceGone {
+                continue  // a host being removed: its port goes with its netns (a veth dies with its peer)
+            }
+            guard let eth0 = try sock.link(named: "eth0") else { continue }
+            for a in try sock.addresses(index: eth0.index) { used.insert(a.address.address) }
         }
         var ip = SimulatedHosts.underlaySubnet.networkAddress.advanced(by: 2)!
         while SimulatedHosts.underlaySubnet.contains(ip) && ip != SimulatedHosts.underlaySubnet.lastAddress {

@@ -96,19 +96,26 @@ public enum Files {
     /// mkdir -p with `permissions` for the directories it creates.
     public static func makeDirectories(_ path: String, permissions: mode_t = 0o755) throws(SystemError) {
         var current = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
+        let parts = path.split(separator: "/")
+        for (i, part) in parts.enumerated() {
             current += "/" + part
-            try makeDirectory(current, permissions: permissions, existingIsFine: true)
+            do {
+                try makeDirectory(current, permissions: permissions, existingIsFine: true)
+            } catch where error.errno == .exists && i < parts.count - 1 {
+                // As `mkdir -p` says it: a file where a parent should be is "not a directory".
+                throw SystemError(operation: "mkdir", object: current, errno: .notDirectory)
+            }
         }
     }
 
-    /// mkdir; with `existingIsFine` an existing directory is no error.
+    /// mkdir; with `existingIsFine` an existing directory (or a symlink to one) is no error,
+    /// while a file of another kind in its place still is (EEXIST).
     public static func makeDirectory(_ path: String, permissions: mode_t = 0o755,
                                      existingIsFine: Bool = true) throws(SystemError) {
         do {
             try syscall("mkdir", path) { mkdir(path, permissions) }
         } catch where error.errno == .exists && existingIsFine {
-            return
+            guard isDirectory(path) else { throw error }
         }
     }
 

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Glibc
 import Runtime
+import SystemKit
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,11 +73,12 @@ struct Run: ParsableCommand {
                 do {
                     try runtime.startReaper([selfExecutable(), "__reap"] + global.arguments + [record.name])
                 } catch {
+                    // Best effort: the reaper's failure is what is reported.
                     try? runtime.remove(record.name, force: true)
                     throw error
                 }
             }
-            printOut(record.id)
+            try printOut(record.id)
         case .exited(let code): if code != 0 { throw ExitCode(code) }
         }
     }
@@ -95,7 +97,7 @@ struct PS: ParsableCommand {
 
     func run() throws {
         let list = try global.makeRuntime().list(all: all)
-        if format == "json" { printOut(try ContainerRecord.json(list)); return }
+        if format == "json" { try printOut(try ContainerRecord.json(list)); return }
         guard format == "table" else { throw ValidationError("--format must be table or json") }
         var rows = [["CONTAINER ID", "NAME", "STATUS", "PID", "NETWORK", "PORTS", "COMMAND"]]
         for r in list {
@@ -104,12 +106,7 @@ struct PS: ParsableCommand {
                          r.networkMode.description, r.ports.map(\.description).joined(separator: ","),
                          r.command.isEmpty ? "pause" : r.command.joined(separator: " ")])
         }
-        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
-        for row in rows {
-            printOut(row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
-            }.joined(separator: "   "))
-        }
+        try printTable(rows)
     }
 }
 
@@ -122,7 +119,7 @@ struct Inspect: ParsableCommand {
     var container: String
 
     func run() throws {
-        printOut(try ContainerRecord.json(try global.makeRuntime().container(container)))
+        try printOut(try ContainerRecord.json(try global.makeRuntime().container(container)))
     }
 }
 
@@ -162,7 +159,7 @@ struct Logs: ParsableCommand {
 
     func run() throws {
         let bytes = try global.makeRuntime().logs(container)
-        writeFD(1, bytes)
+        try FileDescriptor.standardOutput.writeAll(bytes, context: "stdout")
     }
 }
 
@@ -179,7 +176,7 @@ struct Stop: ParsableCommand {
 
     func run() throws {
         let runtime = try global.makeRuntime()
-        for c in containers { printOut(try runtime.stop(c, timeout: time).name) }
+        for c in containers { try printOut(try runtime.stop(c, timeout: time).name) }
     }
 }
 
@@ -199,7 +196,7 @@ struct Remove: ParsableCommand {
         let runtime = try global.makeRuntime()
         for c in containers {
             try runtime.remove(c, force: force)
-            printOut(c)
+            try printOut(c)
         }
     }
 }

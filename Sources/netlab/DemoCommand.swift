@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Glibc
+import NetlabDemo
 import Runtime
 
 struct Demo: ParsableCommand {
@@ -21,14 +22,15 @@ struct Demo: ParsableCommand {
         guard geteuid() == 0 else { throw RuntimeError.notRoot(operation: "netlab demo") }
         let args = (runDir.map { ["--run-dir", $0] } ?? []) + (cniPath.map { ["--cni-path", $0] } ?? [])
         let verbose = self.verbose
-        let demo = Runtime.Demo(executable: selfExecutable(), globalArgs: args) { line in
-            if verbose { writeFD(2, Array((line + "\n").utf8)) }
+        let demo = NetlabDemo.Demo(executable: selfExecutable(), globalArgs: args) { line in
+            if verbose { printError(line) }
         }
         let rows = demo.run()
-        printOut(Runtime.Demo.table(rows))
+        try printTable([["MODE", "TRIED", "RESULT", "DETAIL"]]
+                       + rows.map { [$0.mode, $0.tried, $0.passed ? "pass" : "FAIL", $0.detail] }, gap: "  ")
         let failed = rows.filter { !$0.passed }.count
         if failed > 0 {
-            writeFD(2, Array("netlab: error: \(failed) of \(rows.count) demo rows failed (run with -v for every command)\n".utf8))
+            printError("netlab: error: \(failed) of \(rows.count) demo rows failed (run with -v for every command)")
             throw ExitCode(1)
         }
     }

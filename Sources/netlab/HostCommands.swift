@@ -3,6 +3,7 @@
 import ArgumentParser
 import Glibc
 import Runtime
+import SystemKit
 
 struct HostCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,7 @@ struct HostOptions: ParsableArguments {
     var cniPath: String?
 
     func hosts() throws -> SimulatedHosts {
-        SimulatedHosts(base: try RunDirectory.resolve(runDir: runDir, host: nil, environment: environmentDictionary()).path)
+        SimulatedHosts(base: try RunDirectory.resolve(runDir: runDir, host: nil, environment: Environment.current).path)
     }
 }
 
@@ -32,7 +33,7 @@ struct HostAdd: ParsableCommand {
     func run() throws {
         guard Glibc.geteuid() == 0 else { throw RuntimeError.notRoot(operation: "netlab host add") }
         let h = try options.hosts().add(name)
-        printOut("\(h.name)\t\(h.netns)\t\(h.address)")
+        try printOut("\(h.name)\t\(h.netns)\t\(h.address)")
     }
 }
 
@@ -44,11 +45,11 @@ struct HostList: ParsableCommand {
     func run() throws {
         let hosts = try options.hosts()
         var rows = [["NAME", "NETNS", "ADDRESS", "CONTAINERS"]]
-        for h in hosts.list() {
+        for h in try hosts.list() {
             let dir = RunDirectory(path: hosts.directory(h.name))
-            rows.append([h.name, h.netns, h.address.description, String(ContainerRuntime(runDirectory: dir).list(all: true).count)])
+            rows.append([h.name, h.netns, h.address.description, String(try ContainerRuntime(runDirectory: dir).list(all: true).count)])
         }
-        printTable(rows)
+        try printTable(rows)
     }
 }
 
@@ -71,7 +72,7 @@ struct HostRemove: ParsableCommand {
             let global = try GlobalOptions.parse((options.runDir.map { ["--run-dir", $0] } ?? []) + ["--host", name]
                                                  + (options.cniPath.map { ["--cni-path", $0] } ?? []))
             let runtime = try global.makeRuntime()
-            let existing = runtime.list(all: true)
+            let existing = try runtime.list(all: true)
             if !existing.isEmpty {
                 guard force else {
                     throw RuntimeError.invalidArgument(
@@ -80,7 +81,7 @@ struct HostRemove: ParsableCommand {
             }
             try runtime.removeAll()
             try hosts.remove(name)
-            printOut(name)
+            try printOut(name)
         }
     }
 }

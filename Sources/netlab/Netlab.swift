@@ -4,6 +4,7 @@
 import ArgumentParser
 import Glibc
 import Runtime
+import SystemKit
 
 @main
 struct Netlab: ParsableCommand {
@@ -13,18 +14,24 @@ struct Netlab: ParsableCommand {
         subcommands: [Run.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self,
                       NetworkCommand.self, Check.self, GC.self, Status.self, HostCommand.self, Demo.self, Reap.self])
 
-    /// Errors from the runtime are one line a person can act on; everything else (usage
-    /// errors, exit codes) is ArgumentParser's.
+    /// Errors from the runtime and the system are one line a person can act on; everything
+    /// else (usage errors, exit codes) is ArgumentParser's.
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as RuntimeError {
-            writeFD(2, Array("netlab: error: \(error)\n".utf8))
-            Glibc.exit(1)
+            fail(error)
+        } catch let error as SystemError {
+            fail(error)
         } catch {
             exit(withError: error)
         }
+    }
+
+    static func fail(_ error: any Error) -> Never {
+        printError("netlab: error: \(error)")
+        Glibc.exit(1)
     }
 }
 
@@ -46,13 +53,13 @@ struct GlobalOptions: ParsableArguments {
 
     /// The base run directory (not a host's).
     func baseDirectory() throws -> RunDirectory {
-        try RunDirectory.resolve(runDir: runDir, host: nil, environment: environmentDictionary())
+        try RunDirectory.resolve(runDir: runDir, host: nil, environment: Environment.current)
     }
 
     /// The runtime for these options. Networking and simulated hosts plug in here: set
     /// `runtime.attacher` (CNI) and `runtime.hostNetnsPath` (the simulated host's netns).
     func makeRuntime() throws -> ContainerRuntime {
-        let env = environmentDictionary()
+        let env = Environment.current
         let dir = try RunDirectory.resolve(runDir: runDir, host: host, environment: env)
         var hostNetns: String?
         if let host { hostNetns = try SimulatedHosts(base: try baseDirectory().path).get(host).netnsPath }
@@ -63,32 +70,19 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
-func environmentDictionary() -> [String: String] {
-    var env: [String: String] = [:]
-    var p = environ
-    while let entry = p.pointee {
-        let s = String(cString: entry)
-        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-        p += 1
-    }
-    return env
-}
-
 /// Drops the `--` that separates netlab's options from the command.
 func commandArguments(_ args: [String]) -> [String] {
     args.first == "--" ? Array(args.dropFirst()) : args
 }
 
-func printOut(_ s: String) { writeFD(1, Array((s + "\n").utf8)) }
+/// One line on stdout. A failed write (stdout closed) is an error: the output is the result.
+func printOut(_ s: String) throws {
+    try FileDescriptor.standardOutput.writeAll((s + "\n").utf8, context: "stdout")
+}
 
-/// Writes everything to a file descriptor (stdout/stderr without stdio's shared state).
-func writeFD(_ fd: Int32, _ bytes: [UInt8]) {
-    var off = 0
-    while off < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-        if n < 0 { if errno == EINTR { continue }; return }
-        off += n
-    }
+/// One line on stderr, where a failed write has nowhere left to be reported.
+func printError(_ s: String) {
+    _ = try? FileDescriptor.standardError.writeAll((s + "\n").utf8, context: "stderr")
 }
 
 /// `netlab run --help`: the passthrough command captured the help flag.

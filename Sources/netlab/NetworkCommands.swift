@@ -34,7 +34,7 @@ struct NetworkCreate: ParsableCommand {
         let runtime = try global.makeRuntime()
         guard let cni = runtime.cni else { throw RuntimeError.invalidArgument("no network backend") }
         let list = try cni.networks.create(name: name, subnets: subnet, gateway: gateway, ipv6: ipv6, driver: driver)
-        printOut(list.name)
+        try printOut(list.name)
     }
 }
 
@@ -47,12 +47,12 @@ struct NetworkList: ParsableCommand {
         let runtime = try global.makeRuntime()
         guard let cni = runtime.cni else { return }
         var rows = [["NAME", "BRIDGE", "SUBNETS", "CONTAINERS"]]
-        for list in cni.networks.list() {
+        for list in try cni.networks.list() {
             rows.append([list.name, NetworkStore.bridgeName(of: list) ?? "-",
                          NetworkStore.subnets(of: list).map(\.description).joined(separator: ","),
-                         String(runtime.containers(onNetwork: list.name).count)])
+                         String(try runtime.containers(onNetwork: list.name).count)])
         }
-        printTable(rows)
+        try printTable(rows)
     }
 }
 
@@ -66,7 +66,7 @@ struct NetworkInspect: ParsableCommand {
 
     func run() throws {
         let runtime = try global.makeRuntime()
-        printOut(try runtime.inspectNetwork(name))
+        try printOut(try runtime.inspectNetwork(name))
     }
 }
 
@@ -81,7 +81,7 @@ struct NetworkRemove: ParsableCommand {
         let runtime = try global.makeRuntime()
         for n in names {
             try runtime.removeNetwork(n)
-            printOut(n)
+            try printOut(n)
         }
     }
 }
@@ -99,7 +99,7 @@ struct Check: ParsableCommand {
         let results = try global.makeRuntime().check(container)
         var failed = 0
         for (c, problem) in results {
-            printOut("\(c.name)\t\(c.networkMode)\t\(problem.map { "FAIL: " + $0 } ?? "ok")")
+            try printOut("\(c.name)\t\(c.networkMode)\t\(problem.map { "FAIL: " + $0 } ?? "ok")")
             if problem != nil { failed += 1 }
         }
         if failed > 0 { throw RuntimeError.invalidArgument("\(failed) container(s) failed CHECK") }
@@ -114,7 +114,7 @@ struct GC: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        for name in try global.makeRuntime().gc() { printOut("removed \(name)") }
+        for name in try global.makeRuntime().gc() { try printOut("removed \(name)") }
     }
 }
 
@@ -127,21 +127,11 @@ struct Status: ParsableCommand {
         let runtime = try global.makeRuntime()
         guard let cni = runtime.cni else { return }
         var notReady = 0
-        for list in cni.networks.list() {
+        for list in try cni.networks.list() {
             let problem = cni.status(list)
-            printOut("\(list.name)\t\(problem.map { "not ready: " + $0 } ?? "ready")")
+            try printOut("\(list.name)\t\(problem.map { "not ready: " + $0 } ?? "ready")")
             if problem != nil { notReady += 1 }
         }
         if notReady > 0 { throw RuntimeError.invalidArgument("\(notReady) network(s) not ready") }
-    }
-}
-
-func printTable(_ rows: [[String]]) {
-    guard let first = rows.first else { return }
-    let widths = (0..<first.count).map { c in rows.map { $0[c].count }.max()! }
-    for row in rows {
-        printOut(row.enumerated().map { i, cell in
-            i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
-        }.joined(separator: "   "))
     }
 }

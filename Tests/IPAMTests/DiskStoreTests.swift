@@ -94,10 +94,10 @@ final class DiskStoreTests: XCTestCase {
     func testIOErrorsCarryTheSystemError() throws {
         try "file".write(toFile: dataDir + "/blocker", atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try DiskStore(network: "n", dataDir: dataDir + "/blocker")) { e in
-            XCTAssertEqual(e as? IPAMError, .io(SystemError(operation: "mkdir", object: dataDir + "/blocker/n", errno: .notDirectory)))
+            XCTAssertEqual(e as? IPAMError, .io(SystemError(operation: "mkdir", object: dataDir + "/blocker", errno: .notDirectory)))
             let cni = (e as? IPAMError)?.cniError
             XCTAssertEqual(cni?.code, 5)
-            XCTAssertEqual(cni?.msg, "mkdir \(dataDir)/blocker/n: ENOTDIR (Not a directory)")
+            XCTAssertEqual(cni?.msg, "mkdir \(dataDir)/blocker: ENOTDIR (Not a directory)")
         }
     }
 

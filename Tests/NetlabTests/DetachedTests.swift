@@ -154,6 +154,13 @@ final class DetachedTests: XCTestCase {
         let h = NetlabHarness(self)
         XCTAssertTrue(h.netlab("run", ["-d", "--rm", "--name", "brief", "--", "sleep", "1000"]).ok)
         let rec = try XCTUnwrap(h.inspect("brief"))
+        // The reaper waiting for it holds nothing of its starter's: its own session, stdio on
+        // /dev/null (else `run -d --rm` would keep a caller's pipe open until the container exits).
+        let reaper = try XCTUnwrap(processes(withArguments: ["__reap", "--run-dir", h.runDir, "brief"]).first)
+        XCTAssertEqual(sessionID(of: reaper), reaper)
+        for fd in 0...2 {
+            XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(reaper)/fd/\(fd)"), "/dev/null")
+        }
         let netns = try XCTUnwrap(rec["netnsPath"] as? String)
         XCTAssertTrue(isMountPoint(netns))
         XCTAssertEqual(h.netlab("stop", ["brief"]).status, 0)

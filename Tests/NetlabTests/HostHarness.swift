@@ -67,20 +67,26 @@ final class HostHarness: @unchecked Sendable {
         world.ipJSON(netns(of: h ?? host), ["link", "show", "master", bridge]).compactMap { $0["ifname"] as? String }
     }
 
-    /// `nft -j list table inet netlab` in the host netns, as text (empty when there is none).
-    func nftTable(on h: String? = nil) -> String {
-        runCommand(["ip", "netns", "exec", netns(of: h ?? host), "nft", "-j", "list", "table", "inet", "netlab"]).stdout
+    /// `nft -j list table inet netlab` in the host netns, as text (empty when there is no such
+    /// table). Any other failure of nft throws: a broken tool must not read as "no rules".
+    func nftTable(on h: String? = nil) throws -> String {
+        let r = runCommand(["ip", "netns", "exec", netns(of: h ?? host), "nft", "-j", "list", "table", "inet", "netlab"])
+        if r.ok { return r.stdout }
+        if r.stderr.contains("No such file or directory") { return "" }
+        throw HarnessError("nft list table inet netlab in \(netns(of: h ?? host)) failed: \(r)")
     }
 
-    /// Address reservations host-local holds for `network` on this host.
-    func reservations(_ network: String, on h: String? = nil) -> [String] {
+    /// Address reservations host-local holds for `network` on this host. The directory exists
+    /// from the network's first ADD on; reading it must work (a wrong path must not read as "none").
+    func reservations(_ network: String, on h: String? = nil) throws -> [String] {
         let dir = runDir + "/hosts/" + (h ?? host) + "/ipam/" + network
-        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+        return try FileManager.default.contentsOfDirectory(atPath: dir)
             .filter { !$0.hasPrefix("last_reserved_ip") && $0 != "lock" }
     }
 
-    func cacheEntries(on h: String? = nil) -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: runDir + "/hosts/" + (h ?? host) + "/cni/results")) ?? []
+    /// The CNI result cache entries of the host (the directory exists from the first ADD on).
+    func cacheEntries(on h: String? = nil) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: runDir + "/hosts/" + (h ?? host) + "/cni/results")
     }
 
     func waitRunning(_ name: String, on h: String? = nil, seconds: Double = 30) -> [String: Any]? {
@@ -100,28 +106,4 @@ final class HostHarness: @unchecked Sendable {
         }
         world.cleanup()
     }
-}
-
-/// A python3 one-liner server: replies `reply` (or the peer's address) to every connection.
-func pyServer(port: Int, reply: String?) -> String {
-    """
-    import socket
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", \(port))); s.listen(16)
-    while True:
-        c, a = s.accept(); c.sendall(\(reply.map { "b\"\($0)\"" } ?? "a[0].encode()")); c.close()
-    """
-}
-
-/// A python3 client: connects (retrying while the server starts) and prints the reply.
-func pyClient(_ host: String, port: Int) -> String {
-    """
-    import socket, sys, time
-    for i in range(60):
-        try:
-            s = socket.create_connection(("\(host)", \(port)), timeout=2); print(s.recv(200).decode()); sys.exit(0)
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(1)
-    """
 }

@@ -52,7 +52,8 @@ final class NetlabHarness: @unchecked Sendable {
         let all = netlab("ps", ["-a", "--format", "json"]).jsonArray ?? []
         let names = all.compactMap { $0["name"] as? String }
         if !names.isEmpty { netlab("rm", ["-f"] + names) }
-        // Whatever a failed test left half made: unmount before the directory goes.
+        // Whatever a failed test left half made: unmount before the directory goes. (No
+        // containers directory: nothing was made.)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: runDir + "/containers")) ?? [] {
             umount2(containerDir(name) + "/netns", Int32(MNT_DETACH))
         }
@@ -71,10 +72,37 @@ func isMountPoint(_ path: String) -> Bool {
 
 /// Whether `pid` is a live (non-zombie) process.
 func processIsAlive(_ pid: Int32) -> Bool {
+    // /proc/PID/stat is readable (by root) for every process there is: unreadable means gone.
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
           let close = stat.lastIndex(of: ")") else { return false }
     let state = stat[stat.index(close, offsetBy: 2)]
     return state != "Z" && state != "X"
+}
+
+/// The pids of live processes whose argv (after argv[0]) starts with `arguments`.
+func processes(withArguments arguments: [String]) -> [Int32] {
+    let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return pids.compactMap(Int32.init).filter { pid in
+        // A process that exits meanwhile has no cmdline left: it is not one of them.
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let argv = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return Array(argv.dropFirst().prefix(arguments.count)) == arguments
+    }
+}
+
+/// Field 6 of /proc/PID/stat: the process's session id (nil when it is gone).
+func sessionID(of pid: Int32) -> Int32? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // fields[0] is field 3 (state): the session is field 6.
+    return fields.count > 3 ? Int32(fields[3]) : nil
+}
+
+/// A harness helper that could not read what it was asked for.
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 func trimmed(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }

@@ -2,11 +2,12 @@
 // masquerade to another host, published ports), --ip/--mac; kernel state read back with ip/nft.
 
 import Foundation
+import NetlabDemo
 import TestSupport
 import XCTest
 
 final class NetworkModeTests: XCTestCase {
-    func testNoneModeHasOnlyLoopbackAndItIsUp() {
+    func testNoneModeHasOnlyLoopbackAndItIsUp() throws {
         let h = HostHarness(self)
         let r = h.netlab(["run"], ["--rm", "--network", "none", "--", "ip", "-j", "link", "show"])
         XCTAssertEqual(r.status, 0, "\(r)")
@@ -14,7 +15,7 @@ final class NetworkModeTests: XCTestCase {
         XCTAssertEqual(links.compactMap { $0["ifname"] as? String }, ["lo"], r.stdout)
         XCTAssertTrue((links.first?["flags"] as? [String] ?? []).contains("UP"), r.stdout)
         // Nothing stays behind in the host: no cache entry, no container.
-        XCTAssertEqual(h.cacheEntries(), [])
+        XCTAssertEqual(try h.cacheEntries(), [])
     }
 
     func testHostModeSeesTheSimulatedHostsInterfaces() throws {
@@ -31,9 +32,9 @@ final class NetworkModeTests: XCTestCase {
         let h = HostHarness(self)
         XCTAssertTrue(h.netlab(["run"], ["-d", "--name", "pod", "--network", "bridge", "pause"]).ok)
         let srv = h.netlab(["run"], ["-d", "--name", "srv", "--network", "container:pod", "--", "python3", "-c",
-                                     pyServer(port: 7000, reply: "from-srv")])
+                                     DemoScripts.server(port: 7000, reply: "from-srv")])
         XCTAssertTrue(srv.ok, "\(srv)")
-        let cli = h.netlab(["run"], ["--rm", "--network", "container:pod", "--", "python3", "-c", pyClient("127.0.0.1", port: 7000)])
+        let cli = h.netlab(["run"], ["--rm", "--network", "container:pod", "--", "python3", "-c", DemoScripts.client("127.0.0.1", port: 7000)])
         XCTAssertEqual(cli.status, 0, "\(cli)")
         XCTAssertEqual(trimmed(cli.stdout), "from-srv")
         // Same netns inode for pod and srv; only the pod has network attachments.
@@ -54,15 +55,15 @@ final class NetworkModeTests: XCTestCase {
         let ping = h.netlab(["exec"], ["b2", "ping", "-c", "1", "-W", "2", ip1])
         XCTAssertEqual(ping.status, 0, "\(ping)")
         XCTAssertEqual(h.bridgePorts("netlab0").count, 2)
-        XCTAssertEqual(Set(h.reservations("bridge")), [ip1, ip2])
+        XCTAssertEqual(Set(try h.reservations("bridge")), [ip1, ip2])
         // The bridge has the gateway address, in the host netns only.
         let br = h.world.ipJSON(h.netns, ["-4", "addr", "show", "netlab0"])
         XCTAssertEqual((br.first?["addr_info"] as? [[String: Any]])?.first?["local"] as? String, "10.88.0.1")
         XCTAssertTrue(h.netlab(["rm"], ["-f", "b1", "b2"]).ok)
         XCTAssertEqual(h.bridgePorts("netlab0"), [])
-        XCTAssertEqual(h.reservations("bridge"), [])
-        XCTAssertEqual(h.cacheEntries(), [])
-        XCTAssertFalse(h.nftTable().contains(ip1))
+        XCTAssertEqual(try h.reservations("bridge"), [])
+        XCTAssertEqual(try h.cacheEntries(), [])
+        XCTAssertFalse(try h.nftTable().contains(ip1))
     }
 
     func testMasqueradeToAnotherHostShowsTheHostsUnderlayAddress() throws {
@@ -70,8 +71,8 @@ final class NetworkModeTests: XCTestCase {
         let out = h.addHost()
         let outAddr = try XCTUnwrap(h.underlayAddress(out)), myAddr = try XCTUnwrap(h.underlayAddress(h.host))
         XCTAssertTrue(h.netlab(["run"], ["-d", "--name", "echo", "--network", "host", "--", "python3", "-c",
-                                         pyServer(port: 9000, reply: nil)], on: out).ok)
-        let r = h.netlab(["run"], ["--rm", "--network", "bridge", "--", "python3", "-c", pyClient(outAddr, port: 9000)])
+                                         DemoScripts.server(port: 9000, reply: nil)], on: out).ok)
+        let r = h.netlab(["run"], ["--rm", "--network", "bridge", "--", "python3", "-c", DemoScripts.client(outAddr, port: 9000)])
         XCTAssertEqual(r.status, 0, "\(r)")
         XCTAssertEqual(trimmed(r.stdout), myAddr)
     }
@@ -81,10 +82,11 @@ final class NetworkModeTests: XCTestCase {
         let out = h.addHost()
         let myAddr = try XCTUnwrap(h.underlayAddress(h.host))
         XCTAssertTrue(h.netlab(["run"], ["-d", "--name", "web", "--network", "bridge", "-p", "8080:80", "--", "python3", "-c",
-                                         pyServer(port: 80, reply: "web80")]).ok)
+                                         DemoScripts.server(port: 80, reply: "web80")]).ok)
         let webIP = try XCTUnwrap(h.ip(of: "web"))
-        XCTAssertTrue(h.nftTable().contains("8080"), h.nftTable())
-        let r = h.netlab(["run"], ["--rm", "--network", "host", "--", "python3", "-c", pyClient(myAddr, port: 8080)], on: out)
+        let table = try h.nftTable()
+        XCTAssertTrue(table.contains("8080"), table)
+        let r = h.netlab(["run"], ["--rm", "--network", "host", "--", "python3", "-c", DemoScripts.client(myAddr, port: 8080)], on: out)
         XCTAssertEqual(r.status, 0, "\(r)")
         XCTAssertEqual(trimmed(r.stdout), "web80")
 
@@ -95,11 +97,12 @@ final class NetworkModeTests: XCTestCase {
         XCTAssertTrue(dup.stderr.contains("8080"), dup.stderr)
         XCTAssertEqual(dup.stderr.split(separator: "\n").count, 1, dup.stderr)
         XCTAssertNil(h.inspect("web2"))
-        XCTAssertEqual(h.reservations("bridge"), [webIP])
+        XCTAssertEqual(try h.reservations("bridge"), [webIP])
         XCTAssertEqual(h.bridgePorts("netlab0").count, 1)
 
         XCTAssertTrue(h.netlab(["rm"], ["-f", "web"]).ok)
-        XCTAssertFalse(h.nftTable().contains("8080"), h.nftTable())
+        let tableAfter = try h.nftTable()
+        XCTAssertFalse(tableAfter.contains("8080"), tableAfter)
     }
 
     func testRequestedIPAndMAC() throws {
@@ -111,6 +114,6 @@ final class NetworkModeTests: XCTestCase {
         XCTAssertEqual(link["address"] as? String, "02:42:0a:58:07:07")
         let addrs = (link["addr_info"] as? [[String: Any]] ?? []).compactMap { $0["local"] as? String }
         XCTAssertTrue(addrs.contains("10.88.7.7"), r.stdout)
-        XCTAssertEqual(h.reservations("bridge"), [])
+        XCTAssertEqual(try h.reservations("bridge"), [])
     }
 }

@@ -18,7 +18,7 @@ final class ChildLinkRequestTests: XCTestCase {
     }
     private let ifinfo: [UInt8] = [UInt8](repeating: 0, count: 16)
 
-    func testMacvlanRequest() {
+    func testMacvlanRequest() throws {
         let spec = MacvlanSpec(name: "eth0", parentIndex: 7, mode: .vepa, mtu: 1400, mac: MACAddress("02:00:00:00:00:09")!,
                                broadcastQueueLength: 100)
         let body = ifinfo
@@ -29,16 +29,16 @@ final class ChildLinkRequestTests: XCTestCase {
             + attr(28, le32(42))                     // IFLA_NET_NS_FD
             + attr(18 | 0x8000, attr(1, Array("macvlan".utf8) + [0])
                    + attr(2 | 0x8000, attr(1, le32(2)) + attr(7, le32(100))))
-        XCTAssertEqual(RouteSocket.macvlanRequest(spec, namespaceFD: 42).bytes, header(len: 16 + body.count) + body)
+        XCTAssertEqual(try RouteSocket.macvlanRequest(spec, namespaceFD: 42).bytes, header(len: 16 + body.count) + body)
     }
 
-    func testIpvlanRequestWithoutNamespaceOrOptionalAttributes() {
+    func testIpvlanRequestWithoutNamespaceOrOptionalAttributes() throws {
         let spec = IpvlanSpec(name: "iv0", parentIndex: 3, mode: .l3s)
         let body = ifinfo
             + attr(3, Array("iv0".utf8) + [0])
             + attr(5, le32(3))
             + attr(18 | 0x8000, attr(1, Array("ipvlan".utf8) + [0]) + attr(2 | 0x8000, attr(1, le16(2))))
-        XCTAssertEqual(RouteSocket.ipvlanRequest(spec, namespaceFD: nil).bytes, header(len: 16 + body.count) + body)
+        XCTAssertEqual(try RouteSocket.ipvlanRequest(spec, namespaceFD: nil).bytes, header(len: 16 + body.count) + body)
     }
 
     func testModeNames() {

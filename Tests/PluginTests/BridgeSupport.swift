@@ -1,6 +1,6 @@
 // A small world for the bridge plugin's integration tests: a host netns (bridge, nftables,
 // sysctls live there), container netns, a temporary host-local data directory, and helpers
-// that read the kernel state back with ip/nft.
+// that read the kernel state back with ip/nft and fail the running test when those fail.
 
 import Foundation
 import XCTest
@@ -20,20 +20,6 @@ final class BridgeWorld {
         bridge = world.shortName("nlbr")
         self.network = network
     }
-
-    /// CNI_PATH for the IPAM delegate: our built host-local when it is a real plugin, else
-    /// (until it lands) a directory holding only the reference host-local.
-    static let ipamPath: String = {
-        let ours = BuiltProducts.path("host-local")
-        var env = ["CNI_COMMAND": "VERSION"]
-        env["PATH"] = "/usr/bin:/bin"
-        let v = runCommand([ours], environment: env, stdin: "{}")
-        if v.ok, v.stdout.contains("supportedVersions") { return BuiltProducts.directory }
-        let dir = NSTemporaryDirectory() + "nlt-refipam-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try? FileManager.default.createSymbolicLink(atPath: dir + "/host-local", withDestinationPath: "/usr/lib/cni/host-local")
-        return dir
-    }()
 
     /// A bridge network config: `options` merged over the defaults, `ranges` for host-local.
     func config(_ options: [String: Any] = [:], ranges: [[[String: Any]]]? = [[["subnet": "10.99.0.0/24"]]],
@@ -57,7 +43,7 @@ final class BridgeWorld {
              args: String? = nil, cniPath: String? = nil) -> CommandResult {
         world.runPlugin("bridge", command: command, config: config, containerID: id,
                         netns: ctr.map { $0.hasPrefix("/") ? $0 : world.path($0) }, ifname: ifname, args: args,
-                        cniPath: cniPath ?? Self.ipamPath, hostNetns: host)
+                        cniPath: cniPath, hostNetns: host)
     }
 
     /// The config with `prevResult` set (for CHECK/DEL as a runtime sends them).
@@ -73,33 +59,24 @@ final class BridgeWorld {
     }
     static func ip(_ cidr: String) -> String { String(cidr.split(separator: "/")[0]) }
 
-    /// Masquerade map elements in the host netns: (key, comment).
-    func masqElements() -> [(key: String, comment: String)] {
-        let r = world.exec(in: host, ["nft", "-j", "list", "table", "inet", "netlab"])
-        guard r.ok, let obj = r.jsonObject, let items = obj["nftables"] as? [[String: Any]] else { return [] }
-        var out: [(String, String)] = []
-        for item in items {
-            guard let m = item["map"] as? [String: Any], let name = m["name"] as? String, name.hasPrefix("masq_"),
-                  let elems = m["elem"] as? [Any] else { continue }
-            for e in elems {
-                // [ {"elem": {"val": "10.0.0.2", "comment": "..."}}, {"jump": {...}} ]
-                guard let pair = e as? [Any], let k = pair.first as? [String: Any],
-                      let inner = k["elem"] as? [String: Any] else { continue }
-                out.append(("\(inner["val"] ?? "")", inner["comment"] as? String ?? ""))
-            }
-        }
-        return out
+    /// Masquerade map elements in the host netns: (key, comment; "" without one). A failing
+    /// `nft` fails the running test.
+    func masqElements(file: StaticString = #filePath, line: UInt = #line) -> [(key: String, comment: String)] {
+        world.ruleset(host, file: file, line: line).sets(table: "netlab", family: "inet")
+            .filter { $0.name.hasPrefix("masq_") }
+            .flatMap { $0.elements.map { ($0.key, $0.comment ?? "") } }
     }
 
-    /// Lease files of the network in the data directory (host-local's `<ip>` files).
-    func leases() -> [String] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/" + network)) ?? []
-        return files.filter { !$0.hasPrefix("last_reserved_ip") && $0 != "lock" }
+    /// Lease files of the network in the data directory (host-local's `<ip>` files); none
+    /// while the network's directory does not exist yet. An unreadable data directory fails
+    /// the running test.
+    func leases(file: StaticString = #filePath, line: UInt = #line) -> [String] {
+        TestFailures.reporting([], file: file, line: line) { try hostLocalReservations(dataDir: dataDir, network: network) }
     }
 
-    /// veth links in the host netns.
-    func hostVeths() -> [String] {
-        world.ipJSON(host, ["link", "show", "type", "veth"]).compactMap { $0["ifname"] as? String }
+    /// veth links in the host netns (a failing `ip` fails the running test).
+    func hostVeths(file: StaticString = #filePath, line: UInt = #line) -> [String] {
+        world.ipJSON(host, ["link", "show", "type", "veth"], file: file, line: line).compactMap { $0["ifname"] as? String }
     }
 
     func ping(from ns: String, _ ip: String) -> CommandResult {

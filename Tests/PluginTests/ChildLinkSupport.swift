@@ -37,12 +37,9 @@ final class SegmentWorld {
         must(["ip", "-n", host, "route", "add", "default", "via", Self.outsideV4])
     }
 
-    /// Runs a command that builds the world; a failure fails the test.
-    @discardableResult
-    func must(_ argv: [String], file: StaticString = #filePath, line: UInt = #line) -> CommandResult {
-        let r = runCommand(argv)
-        if !r.ok { XCTFail("\(argv.joined(separator: " ")): \(r)", file: file, line: line) }
-        return r
+    /// Runs a command that builds the world or changes it on purpose; a failure fails the test.
+    func must(_ argv: [String], file: StaticString = #filePath, line: UInt = #line) {
+        TestFailures.reporting((), file: file, line: line) { _ = try runChecked(argv) }
     }
 
     /// A network config of the plugin: `options` over the defaults (master = the parent),
@@ -80,14 +77,9 @@ final class SegmentWorld {
 
     // MARK: reading the kernel back (a failing tool fails the test)
 
-    /// `ip -n NS -j ARGS…` parsed; fails the test when `ip` fails or prints no JSON array.
+    /// `ip -n NS -j ARGS…` parsed (a failing `ip` fails the test: TestWorld.ipJSON).
     func ipJSON(_ ns: String, _ args: [String], file: StaticString = #filePath, line: UInt = #line) -> [[String: Any]] {
-        let r = runCommand(["ip", "-n", ns, "-j"] + args)
-        guard r.ok, let a = r.jsonArray else {
-            XCTFail("ip -n \(ns) -j \(args.joined(separator: " ")): \(r)", file: file, line: line)
-            return []
-        }
-        return a
+        world.ipJSON(ns, args, file: file, line: line)
     }
 
     /// Names of the links in a netns.
@@ -129,16 +121,10 @@ final class SegmentWorld {
         link(ns, dev, file: file, line: line)["ifindex"] as? Int
     }
 
-    /// Lease files of the network in the host-local data directory (none before the first ADD).
+    /// Lease files of the network in the host-local data directory (none before the first
+    /// ADD; an unreadable data directory fails the test).
     func leases(file: StaticString = #filePath, line: UInt = #line) -> [String] {
-        let dir = dataDir + "/" + network
-        guard FileManager.default.fileExists(atPath: dir) else { return [] }
-        do {
-            return try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix("last_reserved_ip") && $0 != "lock" }.sorted()
-        } catch {
-            XCTFail("read \(dir): \(error)", file: file, line: line)
-            return []
-        }
+        TestFailures.reporting([], file: file, line: line) { try hostLocalReservations(dataDir: dataDir, network: network).sorted() }
     }
 
     func ping(from ns: String, _ ip: String) -> CommandResult {

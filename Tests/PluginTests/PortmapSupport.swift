@@ -25,10 +25,11 @@ final class PortmapWorld {
         var v6: String
     }
 
-    init(_ world: TestWorld) {
+    /// Builds the world; a failed setup command fails the running test with its stderr.
+    init(_ world: TestWorld, file: StaticString = #filePath, line: UInt = #line) {
         self.world = world
-        host = world.netns("host")
-        outside = world.netns("out")
+        host = world.netns("host", file: file, line: line)
+        outside = world.netns("out", file: file, line: line)
         bridge = world.shortName("pmbr")
         let up = world.shortName("pmup")
         let script = """
@@ -48,13 +49,12 @@ final class PortmapWorld {
         ip -n \(outside) route add fd88::/64 via fd77::2
         ip netns exec \(host) sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
         """
-        let r = sh(script)
-        precondition(r.ok, "portmap world: \(r)")
+        TestFailures.reporting((), file: file, line: line) { try runChecked(["/bin/sh", "-c", script]) }
     }
 
     /// A container netns with eth0 on the bridge, 10.88.0.N/24 and fd88::N/64, default routes.
-    func container(_ role: String) -> Container {
-        let ns = world.netns(role)
+    func container(_ role: String, file: StaticString = #filePath, line: UInt = #line) -> Container {
+        let ns = world.netns(role, file: file, line: line)
         nextOctet += 1
         let n = nextOctet
         let hv = world.shortName("pmv")
@@ -69,8 +69,7 @@ final class PortmapWorld {
         ip -n \(ns) route add default via 10.88.0.1
         ip -n \(ns) -6 route add default via fd88::1
         """
-        let r = sh(script)
-        precondition(r.ok, "container \(role): \(r)")
+        TestFailures.reporting((), file: file, line: line) { try runChecked(["/bin/sh", "-c", script]) }
         return Container(netns: ns, id: "ctr-\(role)-\(world.tag)", v4: "10.88.0.\(n)", v6: "fd88::\(n)")
     }
 
@@ -99,8 +98,9 @@ final class PortmapWorld {
     }
 
     /// Starts a TCP+UDP server on `port` in `netns` (dual stack) that answers "<name> <peer>".
+    /// A server that does not come up fails the running test.
     @discardableResult
-    func serve(_ netns: String, port: Int, name: String) -> Process {
+    func serve(_ netns: String, port: Int, name: String, file: StaticString = #filePath, line: UInt = #line) -> Process {
         let ready = world.tempDirectory("srv-\(name)-\(port)") + "/ready"
         let py = """
         import socket,sys,threading
@@ -127,10 +127,15 @@ final class PortmapWorld {
         p.arguments = ["netns", "exec", netns, "python3", "-c", py, String(port), name, ready]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
-        try! p.run()
+        do { try p.run() } catch {
+            TestFailures.record("cannot start server \(name): \(error)", file, line)
+            return p
+        }
         servers.append(p)
         for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) { usleep(10_000) }
-        precondition(FileManager.default.fileExists(atPath: ready), "server \(name) did not start")
+        if !FileManager.default.fileExists(atPath: ready) {
+            TestFailures.record("server \(name) on port \(port) in \(netns) did not start within 3 s", file, line)
+        }
         return p
     }
 
@@ -171,25 +176,21 @@ final class PortmapWorld {
         return r.ok ? r.stdout : nil
     }
 
-    /// Elements of the portmap maps and sets (nft -j), as (set name, comment) pairs.
-    func elements() -> [(set: String, comment: String?)] {
-        let r = world.exec(in: host, ["nft", "-j", "list", "table", "inet", "netlab"])
-        guard let obj = r.jsonObject, let items = obj["nftables"] as? [[String: Any]] else { return [] }
-        var out: [(String, String?)] = []
-        for item in items {
-            guard let s = (item["map"] ?? item["set"]) as? [String: Any], let name = s["name"] as? String else { continue }
-            for e in s["elem"] as? [Any] ?? [] {
-                // {"elem": {"val": …, "comment": …}} or [{"elem": …}, data] for maps
-                var el: Any = e
-                if let pair = e as? [Any], let first = pair.first { el = first }
-                let comment = ((el as? [String: Any])?["elem"] as? [String: Any])?["comment"] as? String
-                out.append((name, comment))
-            }
-        }
-        return out
+    /// Elements of the portmap maps and sets (nft -j), as (set name, comment) pairs. A
+    /// failing `nft` fails the running test.
+    func elements(file: StaticString = #filePath, line: UInt = #line) -> [(set: String, comment: String?)] {
+        world.ruleset(host, file: file, line: line).sets(table: "netlab", family: "inet")
+            .flatMap { s in s.elements.map { (s.name, $0.comment) } }
     }
 
-    func ruleset() -> String { world.exec(in: host, ["nft", "list", "table", "inet", "netlab"]).stdout }
+    /// `nft list table inet netlab` in the host netns, "" while the table does not exist. A
+    /// failing `nft` fails the running test.
+    func ruleset(file: StaticString = #filePath, line: UInt = #line) -> String {
+        guard world.ruleset(host, file: file, line: line).hasTable(family: "inet", name: "netlab") else { return "" }
+        return TestFailures.reporting("", file: file, line: line) {
+            try runChecked(["ip", "netns", "exec", host, "nft", "list", "table", "inet", "netlab"]).stdout
+        }
+    }
 
     func stopServers() {
         for p in servers where p.isRunning {

@@ -5,90 +5,7 @@
 // `ip netns exec NS`.
 
 import Foundation
-
-public struct CommandResult: Sendable, CustomStringConvertible {
-    public var status: Int32
-    public var stdout: String
-    public var stderr: String
-    public var ok: Bool { status == 0 }
-
-    /// stdout parsed as JSON (object or array), nil when it is not JSON.
-    public var json: Any? {
-        guard let d = stdout.data(using: .utf8), !d.isEmpty else { return nil }
-        return try? JSONSerialization.jsonObject(with: d)
-    }
-    public var jsonObject: [String: Any]? { json as? [String: Any] }
-    public var jsonArray: [[String: Any]]? { json as? [[String: Any]] }
-
-    public var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
-}
-
-/// Runs an executable and waits for it, capturing its output.
-@discardableResult
-public func runCommand(_ argv: [String], environment: [String: String]? = nil, stdin: String? = nil,
-                       timeout: Double = 120) -> CommandResult {
-    let p = Process()
-    let exe = argv[0].hasPrefix("/") ? argv[0] : (findExecutable(argv[0]) ?? argv[0])
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = Array(argv.dropFirst())
-    if let environment { p.environment = environment }
-    let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
-    p.standardOutput = outPipe
-    p.standardError = errPipe
-    p.standardInput = inPipe
-    do { try p.run() } catch {
-        return CommandResult(status: 127, stdout: "", stderr: "cannot run \(exe): \(error)")
-    }
-    // Read both pipes concurrently so a chatty child never blocks on a full pipe.
-    let group = DispatchGroup()
-    nonisolated(unsafe) var outData = Data(), errData = Data()
-    group.enter()
-    DispatchQueue.global().async { outData = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errData = errPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if let stdin { inPipe.fileHandleForWriting.write(stdin.data(using: .utf8)!) }
-    try? inPipe.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(2000) }
-    if p.isRunning {
-        kill(p.processIdentifier, SIGKILL)
-    }
-    p.waitUntilExit()
-    group.wait()
-    return CommandResult(status: p.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
-}
-
-/// Runs `/bin/sh -c script`.
-@discardableResult
-public func sh(_ script: String) -> CommandResult { runCommand(["/bin/sh", "-c", script]) }
-
-func findExecutable(_ name: String) -> String? {
-    for dir in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let path = dir + "/" + name
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    return nil
-}
-
-/// Where the package's built executables are: `$NETLAB_BIN_DIR`, or the directory of the
-/// running test bundle (`.build/debug`), which `swift test` fills with every product.
-public enum BuiltProducts {
-    public static var directory: String {
-        if let d = ProcessInfo.processInfo.environment["NETLAB_BIN_DIR"], !d.isEmpty { return d }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        // On Linux the bundle is `.build/debug/<pkg>PackageTests.xctest` (a file); be tolerant
-        // of layouts where it is a directory.
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("loopback").path),
-              url.path != "/" {
-            url.deleteLastPathComponent()
-        }
-        return url.path
-    }
-    public static func path(_ name: String) -> String { directory + "/" + name }
-}
+import SystemKit
 
 /// One test's world of network namespaces and temporary directories.
 public final class TestWorld: @unchecked Sendable {
@@ -106,34 +23,51 @@ public final class TestWorld: @unchecked Sendable {
         tag = "\(getpid())-\(rand)"
     }
 
-    deinit { cleanup() }
-
     /// A short random suffix for interface names (IFNAMSIZ is 16 with the NUL).
     public func shortName(_ prefix: String) -> String {
         let r = String(UInt32.random(in: 0..<(36 * 36 * 36 * 36 * 36)), radix: 36)
         return String((prefix + r).prefix(15))
     }
 
-    /// Creates a network namespace named `nlt<pid>-<rand>-<role>` with `lo` up; returns its name.
+    /// Creates a network namespace named `nlt<pid>-<rand>-<role>` with `lo` up and no IPv6
+    /// duplicate address detection; returns its name. A failed step fails the running test
+    /// with the command and its stderr (see `makeNetns` to get the error thrown instead).
     @discardableResult
-    public func netns(_ role: String) -> String {
-        let name = "\(TestWorld.namePrefix)\(tag)-\(role)"
-        let r = runCommand(["ip", "netns", "add", name])
-        precondition(r.ok, "ip netns add \(name) failed: \(r)")
+    public func netns(_ role: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        TestFailures.reporting(name(role), file: file, line: line) { try makeNetns(role) }
+    }
+
+    /// `netns(role)`, throwing a `CommandFailure` when a step fails.
+    public func makeNetns(_ role: String) throws(CommandFailure) -> String {
+        let name = name(role)
+        try runChecked(["ip", "netns", "add", name])
         lock.withLock { namespaces.append(name) }
-        runCommand(["ip", "-n", name, "link", "set", "lo", "up"])
+        try runChecked(["ip", "-n", name, "link", "set", "lo", "up"])
         // No IPv6 duplicate address detection in test worlds: a tentative address (also the
         // link-local one a new veth gets) makes the first packets of a test a matter of timing.
-        runCommand(["ip", "netns", "exec", name, "sh", "-c",
-                    "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"])
+        try runChecked(["ip", "netns", "exec", name, "sh", "-c",
+                        "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad && echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"])
         return name
     }
+
+    /// Creates many bare network namespaces (nothing set up inside) with one `ip -batch`, for
+    /// tests that need hundreds of container netns; returns their names in `roles` order.
+    public func makeBareNetns(_ roles: [String]) throws(CommandFailure) -> [String] {
+        let names = roles.map(name)
+        lock.withLock { namespaces += names }
+        try runChecked(["ip", "-batch", "-"], stdin: names.map { "netns add \($0)\n" }.joined())
+        return names
+    }
+
+    private func name(_ role: String) -> String { "\(TestWorld.namePrefix)\(tag)-\(role)" }
 
     public func path(_ netns: String) -> String { "/run/netns/" + netns }
 
     /// A fresh temporary directory removed at cleanup.
     public func tempDirectory(_ role: String = "tmp") -> String {
         let dir = NSTemporaryDirectory() + "\(TestWorld.namePrefix)\(tag)-\(role)"
+        // A directory of that name cannot be left from an earlier run (the tag is random);
+        // creating it below fails loudly if something is in the way.
         try? FileManager.default.removeItem(atPath: dir)
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         lock.withLock { directories.append(dir) }
@@ -147,16 +81,32 @@ public final class TestWorld: @unchecked Sendable {
         runCommand(["ip", "netns", "exec", netns] + argv, environment: environment, stdin: stdin, timeout: timeout)
     }
 
-    /// `ip -n NS -j ARGS…` parsed as a JSON array.
-    public func ipJSON(_ netns: String, _ args: [String]) -> [[String: Any]] {
-        runCommand(["ip", "-n", netns, "-j"] + args).jsonArray ?? []
+    /// `ip -n NS -j ARGS…` parsed as a JSON array. A failing `ip` (or one that prints no JSON
+    /// array) fails the running test with the command and its stderr, and gives [].
+    public func ipJSON(_ netns: String, _ args: [String],
+                       file: StaticString = #filePath, line: UInt = #line) -> [[String: Any]] {
+        TestFailures.reporting([], file: file, line: line) { try readIPJSON(netns, args) }
     }
 
-    /// Links of a netns keyed by name, read back with `ip -j link show`.
-    public func links(_ netns: String) -> [String: [String: Any]] {
+    /// `ip -n NS -j ARGS…` parsed as a JSON array; throws when `ip` fails or prints no array.
+    public func readIPJSON(_ netns: String, _ args: [String]) throws(CommandFailure) -> [[String: Any]] {
+        try runCommand(["ip", "-n", netns, "-j"] + args).checkedJSONArray()
+    }
+
+    /// Links of a netns keyed by name, read back with `ip -j link show` (fails the running
+    /// test when `ip` fails).
+    public func links(_ netns: String, file: StaticString = #filePath, line: UInt = #line) -> [String: [String: Any]] {
         var out: [String: [String: Any]] = [:]
-        for l in ipJSON(netns, ["link", "show"]) { if let n = l["ifname"] as? String { out[n] = l } }
+        for l in ipJSON(netns, ["link", "show"], file: file, line: line) {
+            if let n = l["ifname"] as? String { out[n] = l }
+        }
         return out
+    }
+
+    /// The nftables ruleset of a netns; a failing `nft` fails the running test and gives an
+    /// empty ruleset.
+    public func ruleset(_ netns: String, file: StaticString = #filePath, line: UInt = #line) -> NFTRuleset {
+        TestFailures.reporting(NFTRuleset.empty, file: file, line: line) { try NFTRuleset.read(in: netns) }
     }
 
     /// Runs a CNI plugin executable the way a runtime does: CNI_* variables and the
@@ -182,21 +132,40 @@ public final class TestWorld: @unchecked Sendable {
         return runCommand([exe], environment: env, stdin: config)
     }
 
-    /// Removes every namespace and directory this world made. Safe to call twice.
-    public func cleanup() {
+    /// Removes every namespace and directory this world made, and fails the running test
+    /// when something could not be removed. Safe to call twice.
+    public func cleanup(file: StaticString = #filePath, line: UInt = #line) {
+        for problem in removeAll() { TestFailures.record("cleanup: \(problem)", file, line) }
+    }
+
+    deinit {
+        // No test may be running any more: what could not be removed is only printed.
+        for problem in removeAll() { FileHandle.standardError.write(Data("TestWorld cleanup: \(problem)\n".utf8)) }
+    }
+
+    private func removeAll() -> [String] {
         let (ns, dirs) = lock.withLock { () -> ([String], [String]) in
             defer { namespaces = []; directories = [] }
             return (namespaces, directories)
         }
-        for n in ns.reversed() {
-            // Deleting the netns destroys its veths, bridges and nftables tables with it.
-            runCommand(["ip", "netns", "del", n])
+        var problems: [String] = []
+        // A test may have deleted a netns itself (to check DEL of a vanished container).
+        let present = ns.filter { FileManager.default.fileExists(atPath: path($0)) }
+        if !present.isEmpty {
+            // Deleting a netns destroys its veths, bridges and nftables tables with it. One
+            // `ip -force -batch` for all of them: it goes on past a failure and reports each.
+            let r = runCommand(["ip", "-force", "-batch", "-"], stdin: present.reversed().map { "netns del \($0)\n" }.joined())
+            if !r.ok { problems.append(CommandFailure(r, "exited with status \(r.status)").description) }
         }
-        for d in dirs { try? FileManager.default.removeItem(atPath: d) }
+        for d in dirs {
+            do { try Files.removeTree(d) } catch { problems.append("\(error)") }
+        }
+        return problems
     }
 
     /// Deletes test namespaces left behind by test processes that no longer run.
     public static func sweepStale() {
+        // Housekeeping only: when `ip netns list` fails, the test's own commands will say so.
         let r = runCommand(["ip", "netns", "list"])
         for line in r.stdout.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")

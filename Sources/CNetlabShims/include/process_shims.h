@@ -1,8 +1,10 @@
 #ifndef NETLAB_PROCESS_SHIMS_H
 #define NETLAB_PROCESS_SHIMS_H
 
-// Process creation for the netlab runtime: what must happen between clone and exec runs here,
-// in C, using only async-signal-safe calls (the Swift process is multi-threaded).
+// Process creation for the netlab runtime: what must happen between clone and exec (the
+// container's init, the `exec` helper) and in signal handlers runs here, in C, using only
+// async-signal-safe calls (the Swift process is multi-threaded). Waiting for processes and
+// decoding their statuses is Swift (SystemKit's Processes and WaitStatus).
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -56,20 +58,5 @@ pid_t netlab_exec_in_container(pid_t pid, char *const *argv, char *const *envp,
 /// Installs handlers that forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to
 /// `pid` (0: stop forwarding and restore default dispositions).
 void netlab_forward_signals(pid_t pid);
-
-/// Blocks until process `pid` (not necessarily our child) has exited, using a pidfd; returns 0,
-/// or -1 with errno. `start_time` (field 22 of /proc/<pid>/stat, 0: unchecked) guards against a
-/// recycled pid: if it differs once the pidfd is open, the process is already gone.
-int netlab_wait_for_exit(pid_t pid, unsigned long long start_time);
-
-/// Starts argv[0] (a path) in a new session, stdio on /dev/null, no other descriptors
-/// inherited, without waiting for it. Returns its pid or -1 with errno.
-pid_t netlab_spawn_detached(char *const *argv, char *const *envp);
-
-/// waitpid() retried on EINTR; returns the raw status in *status.
-pid_t netlab_wait(pid_t pid, int *status);
-
-/// Converts a raw wait status into a shell-style exit code (128+signal when killed).
-int netlab_exit_code(int status);
 
 #endif

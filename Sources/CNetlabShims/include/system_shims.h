@@ -1,6 +1,7 @@
 #ifndef NETLAB_SYSTEM_SHIMS_H
 #define NETLAB_SYSTEM_SHIMS_H
 
+#include <spawn.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -27,5 +28,12 @@ int netlab_pidfd_open(pid_t pid);
 int netlab_pipe_cloexec(int fds[2]);
 /// The file system magic of `path` (statfs f_type) in *type; returns 0 or -1 with errno set.
 int netlab_fs_type(const char *path, long *type);
+
+// posix_spawn's GNU extensions, hidden without _GNU_SOURCE like the calls above.
+/// POSIX_SPAWN_SETSID: the child starts a new session.
+#define NETLAB_POSIX_SPAWN_SETSID 0x80
+/// posix_spawn_file_actions_addclosefrom_np(actions, from): the child closes every descriptor
+/// from `from` up. Returns 0 or an errno value.
+int netlab_spawn_actions_close_from(posix_spawn_file_actions_t *actions, int from);
 
 #endif
