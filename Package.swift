@@ -14,6 +14,8 @@ let package = Package(
         .executable(name: "portmap", targets: ["portmap"]),
         .executable(name: "firewall", targets: ["firewall"]),
         .executable(name: "tuning", targets: ["tuning"]),
+        .executable(name: "macvlan", targets: ["macvlan"]),
+        .executable(name: "ipvlan", targets: ["ipvlan"]),
         .executable(name: "netlab", targets: ["netlab"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
@@ -44,10 +46,10 @@ let package = Package(
         .target(name: "OverlayKernel", dependencies: ["Netlink", "NFTables", "NetTypes", "SystemKit"]),
 
         // Plugin logic, one module per plugin; the executables are thin.
-        .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
+        .target(name: "PluginKit", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit", "SystemKit"]),
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
         .executableTarget(name: "loopback", dependencies: ["LoopbackPlugin"]),
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
@@ -57,6 +59,11 @@ let package = Package(
         .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit", "SystemKit"]),
         .executableTarget(name: "firewall", dependencies: ["FirewallPlugin"]),
         .executableTarget(name: "tuning", dependencies: ["TuningPlugin"]),
+        // Containers on the parent's segment: macvlan (own MAC) and ipvlan (the parent's MAC).
+        .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
+        .target(name: "IpvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
+        .executableTarget(name: "macvlan", dependencies: ["MacvlanPlugin"]),
+        .executableTarget(name: "ipvlan", dependencies: ["IpvlanPlugin"]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
