@@ -21,6 +21,13 @@ public struct SubnetRange: Sendable, Hashable {
     public var subnetMin: IPAddress
     public var subnetMax: IPAddress
 
+    public init(network: CIDR, subnetLength: Int, subnetMin: IPAddress, subnetMax: IPAddress) {
+        self.network = network
+        self.subnetLength = subnetLength
+        self.subnetMin = subnetMin
+        self.subnetMax = subnetMax
+    }
+
     public var family: IPAddress.Family { network.family }
 
     /// Whether `subnet` is one this config hands out: of the subnet length and starting within

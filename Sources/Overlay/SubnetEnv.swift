@@ -100,7 +100,7 @@ extension SubnetEnv {
     public init(text: String, document: String = "subnet.env") throws(FormatError) {
         self.init()
         var seen: [String: Int] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in Self.lines(text).enumerated() {
             let lineNumber = index + 1
             guard let (key, value) = try Self.assignment(rawLine, line: lineNumber, document: document) else { continue }
             guard Self.knownKeys.contains(key) else { continue }  // a newer daemon's key: not ours to judge
@@ -120,13 +120,18 @@ extension SubnetEnv {
         return try SubnetEnv(text: text, document: "subnet.env \(path)")
     }
 
+    /// The lines of `text`; a CRLF ending is one Character in Swift, so both are split on.
+    private static func lines(_ text: String) -> [Substring] {
+        text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+    }
+
     private static let knownKeys: Set<String> = [networkKey, subnetKey, ipv6NetworkKey, ipv6SubnetKey, mtuKey, ipMasqKey]
 
     /// KEY and VALUE of one line; nil for a blank or comment line.
     private static func assignment(_ raw: Substring, line: Int,
                                    document: String) throws(FormatError) -> (String, String)? {
         var s = raw.drop { $0 == " " || $0 == "\t" }
-        while let last = s.last, last == " " || last == "\t" || last == "\r" { s.removeLast() }
+        while let last = s.last, last == " " || last == "\t" { s.removeLast() }
         if s.isEmpty || s.hasPrefix("#") { return nil }
         if s.hasPrefix("export ") { s = s.dropFirst("export ".count).drop { $0 == " " } }
         guard let eq = s.firstIndex(of: "="), eq != s.startIndex else {
