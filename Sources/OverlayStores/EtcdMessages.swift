@@ -195,7 +195,6 @@ struct GatewayError: Decodable, Sendable {
     var text: String { message ?? error ?? "no message" }
 
     /// gRPC status codes the store acts on.
-    static let invalidArgument = 3
     static let outOfRange = 11
     static let unavailable = 14
     static let deadlineExceeded = 4

@@ -53,6 +53,7 @@ final class EtcdTransport: @unchecked Sendable {
     /// Guarded by `lock`: the endpoint that answered last, and the auth token.
     private var preferred = 0
     private var token: String?
+    private var isShutDown = false
 
     /// The most a unary response may hold (a listing of many leases).
     private static let maxResponseBytes = 64 << 20
@@ -76,8 +77,24 @@ final class EtcdTransport: @unchecked Sendable {
     }
 
     func shutdown() async {
-        // Shutting down twice is the only failure, and close() runs it once.
+        let first = lock.withLock { () -> Bool in
+            defer { isShutDown = true }
+            return !isShutDown
+        }
+        guard first else { return }
+        // Shutting down twice is the only failure, and this runs once.
         do { try await client.shutdown() } catch {}
+    }
+
+    /// A store dropped without close() still releases its connections (async-http-client
+    /// requires an explicit shutdown before its client goes away).
+    deinit {
+        guard !isShutDown else { return }
+        let client = self.client
+        Task {
+            // Shutting down twice is the only failure, and nothing else shuts this client down.
+            do { try await client.shutdown() } catch {}
+        }
     }
 
     private static func timeAmount(_ d: Duration) -> TimeAmount {
@@ -188,7 +205,13 @@ final class EtcdTransport: @unchecked Sendable {
         guard let credentials else { return }
         let body = try encode(AuthenticateRequest(name: credentials.user, password: credentials.password), "authenticate")
         let (status, bytes) = try await post(endpoint, "/v3/auth/authenticate", body, "authenticate", withToken: false)
-        guard status == 200 else { throw failure(status: status, bytes, "authenticate") }
+        guard status == 200 else {
+            // A wrong name or password is a refusal whatever status code etcd gives it.
+            let e = failure(status: status, bytes, "authenticate")
+            if case .unavailable = e { throw e }
+            throw .rejected(operation: "authenticate", reason: (try? JSONDecoder().decode(GatewayError.self, from: Data(bytes)))?.text
+                            ?? "HTTP status \(status)")
+        }
         let answer: AuthenticateResponse
         do { answer = try JSONDecoder().decode(AuthenticateResponse.self, from: Data(bytes)) } catch {
             throw .rejected(operation: "authenticate", reason: "unexpected answer from etcd")
@@ -238,7 +261,7 @@ final class EtcdTransport: @unchecked Sendable {
             return .rejected(operation: operation, reason: Self.tokenExpired)
         case GatewayError.unavailable?, GatewayError.deadlineExceeded?:
             return .unavailable(operation: operation, reason: reason)
-        case GatewayError.invalidArgument?, GatewayError.outOfRange?:
+        case GatewayError.outOfRange?:
             return .invalid(operation: operation, reason: reason)
         default:
             return status >= 500 && error == nil ? .unavailable(operation: operation, reason: reason)
