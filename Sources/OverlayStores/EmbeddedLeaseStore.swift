@@ -87,7 +87,7 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
     // MARK: LeaseStore
 
     public func get(_ key: String) async throws(StoreError) -> StoreEntry? {
-        try check(key, "get")
+        try requireKey(key, "get")
         return try await withConnection { c throws(StoreError) in
             try c.query("SELECT key, value, create_revision, mod_revision FROM kv WHERE key = ? AND "
                         + EmbeddedSchema.live, [.blob(Array(key.utf8)), .integer(wallClockMilliseconds())])
@@ -109,7 +109,7 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
     }
 
     public func create(_ key: String, value: [UInt8], ttl: Duration?) async throws(StoreError) -> CreateResult {
-        try check(key, "create")
+        try requireKey(key, "create")
         let ttlMs = try ttl.map { d throws(StoreError) in try milliseconds(d, "create \(key)") }
         return try await write { w throws(StoreError) in
             if let holder = try w.current(key) { return .exists(holder) }
@@ -120,7 +120,7 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
 
     public func update(_ key: String, value: [UInt8], ttl: TTLChange,
                        ifCreateRevision: Int64?) async throws(StoreError) -> UpdateResult {
-        try check(key, "update")
+        try requireKey(key, "update")
         var newTTL: Int64?
         if case .set(let d) = ttl { newTTL = try milliseconds(d, "update \(key)") }
         let ttlMs = newTTL
@@ -138,7 +138,7 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
     }
 
     public func renew(_ key: String) async throws(StoreError) -> Bool {
-        try check(key, "renew")
+        try requireKey(key, "renew")
         return try await write { w throws(StoreError) in
             try w.connection.run("UPDATE kv SET expires_ms = ? + ttl_ms WHERE key = ? AND ttl_ms IS NOT NULL",
                                  [.integer(w.now), .blob(Array(key.utf8))]) > 0
@@ -146,7 +146,7 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
     }
 
     public func timeToLive(_ key: String) async throws(StoreError) -> Duration? {
-        try check(key, "timeToLive")
+        try requireKey(key, "timeToLive")
         return try await withConnection { c throws(StoreError) in
             let now = wallClockMilliseconds()
             guard let row = try c.query("SELECT expires_ms FROM kv WHERE key = ? AND " + EmbeddedSchema.live,
@@ -157,7 +157,7 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
     }
 
     public func delete(_ key: String) async throws(StoreError) -> Bool {
-        try check(key, "delete")
+        try requireKey(key, "delete")
         return try await write { w throws(StoreError) in
             guard try w.current(key) != nil else { return false }
             try w.remove(key, kind: .deleted)
@@ -185,26 +185,14 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
     }
 
     public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<StoreEvent, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    try await self.follow(prefix: prefix, from: fromRevision) { continuation.yield($0) }
-                    continuation.finish()
-                } catch is CancellationError {
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        eventStream { deliver in try await self.follow(prefix: prefix, from: fromRevision, deliver) }
     }
 
     // MARK: watching
 
     /// Reads the event log from `from` on until cancelled, sweeping expired keys as they fall due.
     private func follow(prefix: String, from: Int64, _ deliver: (StoreEvent) -> Void) async throws {
-        guard from >= 1 else { throw StoreError.invalid(operation: "watch", reason: "start revision must be at least 1") }
+        try requireStartRevision(from)
         var next = from
         while true {
             try Task.checkCancellation()
@@ -248,10 +236,6 @@ public final class EmbeddedLeaseStore: LeaseStore, @unchecked Sendable {
     }
 
     // MARK: checks
-
-    private func check(_ key: String, _ operation: String) throws(StoreError) {
-        if key.isEmpty { throw .invalid(operation: operation, reason: "empty key") }
-    }
 
     private func milliseconds(_ d: Duration, _ operation: String) throws(StoreError) -> Int64 {
         let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000

@@ -51,7 +51,7 @@ public final class EtcdLeaseStore: LeaseStore, @unchecked Sendable {
 
     private func current(_ key: String, _ operation: String) async throws(StoreError) -> KeyValueFields? {
         try checkOpen()
-        try check(key, operation)
+        try requireKey(key, operation)
         let r: RangeResponse = try await transport.call("/v3/kv/range", RangeRequest(key: EtcdBase64.encode(key)), operation)
         return r.kvs?.first?.fields
     }
@@ -61,7 +61,7 @@ public final class EtcdLeaseStore: LeaseStore, @unchecked Sendable {
     public func create(_ key: String, value: [UInt8], ttl: Duration?) async throws(StoreError) -> CreateResult {
         let operation = "create \(key)"
         try checkOpen()
-        try check(key, operation)
+        try requireKey(key, operation)
         var lease: Int64?
         if let ttl { lease = try await grant(ttl, operation) }
         let k = EtcdBase64.encode(key)
@@ -151,7 +151,7 @@ public final class EtcdLeaseStore: LeaseStore, @unchecked Sendable {
     public func delete(_ key: String) async throws(StoreError) -> Bool {
         let operation = "delete \(key)"
         try checkOpen()
-        try check(key, operation)
+        try requireKey(key, operation)
         let r: DeleteRangeResponse = try await transport.call(
             "/v3/kv/deleterange", DeleteRangeRequest(key: EtcdBase64.encode(key), prev_kv: true), operation)
         for kv in r.prev_kvs ?? [] where kv.fields.lease != 0 { await revoke(kv.fields.lease) }
@@ -198,31 +198,14 @@ public final class EtcdLeaseStore: LeaseStore, @unchecked Sendable {
     // MARK: watch
 
     public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<StoreEvent, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    try await EtcdWatch(transport: self.transport, prefix: prefix).follow(from: fromRevision) {
-                        continuation.yield($0)
-                    }
-                    continuation.finish()
-                } catch is CancellationError {
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        let watch = EtcdWatch(transport: transport, prefix: prefix)
+        return eventStream { deliver in try await watch.follow(from: fromRevision, deliver) }
     }
 
     // MARK: checks
 
     private func checkOpen() throws(StoreError) {
         if lock.withLock({ isClosed }) { throw .closed }
-    }
-
-    private func check(_ key: String, _ operation: String) throws(StoreError) {
-        if key.isEmpty { throw .invalid(operation: operation, reason: "empty key") }
     }
 }
 

@@ -16,7 +16,7 @@ struct EtcdWatch {
 
     /// Delivers events from `from` on until cancelled or ended by a non-transient error.
     func follow(from: Int64, _ deliver: (StoreEvent) -> Void) async throws {
-        guard from >= 1 else { throw StoreError.invalid(operation: "watch", reason: "start revision must be at least 1") }
+        try requireStartRevision(from)
         var next = from
         var pause = Self.firstPause
         while true {
