@@ -101,6 +101,30 @@ final class EmbeddedStoreTests: XCTestCase {
         XCTAssertEqual(mode.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "wal", "\(mode)")
     }
 
+    /// The event log keeps a bounded history: older revisions are compacted away as writes go
+    /// on, a watch from before them is told so, and one from inside them replays them.
+    func testHistoryIsBounded() async throws {
+        var options = EmbeddedLeaseStore.Options()
+        options.historyLimit = 50
+        let store = try await EmbeddedLeaseStore.open(path: database, options: options)
+        for i in 0..<300 { _ = try await store.update("/h/k\(i % 7)", text: "\(i)", ttl: .keep, ifCreateRevision: nil) }
+        // Revision 256 crossed the trimming stride: revisions before 256 - 50 + 1 are gone.
+        let kept: Int64 = 207
+        do {
+            for try await _ in store.watch(prefix: "/h/", fromRevision: kept - 1) {}
+            XCTFail("the watch ended without an error")
+        } catch {
+            XCTAssertEqual(error as? StoreError, .compacted(requested: kept - 1, compactRevision: kept))
+        }
+        let events = EventCollector(store.watch(prefix: "/h/", fromRevision: kept))
+        defer { events.stop() }
+        let replayed = await events.waitUntil(timeout: .seconds(5)) { $0.count == 300 - Int(kept) + 1 }
+        XCTAssertTrue(replayed, "\(events.snapshot.count) events")
+        XCTAssertEqual(events.snapshot.first?.revision, kept)
+        XCTAssertEqual(events.snapshot.last.map { String(decoding: $0.value, as: UTF8.self) }, "299")
+        await store.close()
+    }
+
     /// A database that is not ours is refused with SQLite's words, not overwritten.
     func testForeignFileIsRefused() async throws {
         try Data("not a database, just text that is long enough to have a header".utf8).write(to: URL(fileURLWithPath: database))

@@ -20,7 +20,9 @@ final class EtcdServer: @unchecked Sendable {
     let clientURL: String
     let peerPort: UInt16
     let tls: TLSFiles?
-    private let process: Process
+    private let arguments: [String]
+    /// Replaced by `startAgain`.
+    private var process: Process
 
     /// Starts etcd and waits until it answers. `tls` makes it serve https and require a
     /// client certificate.
@@ -57,16 +59,29 @@ final class EtcdServer: @unchecked Sendable {
                      "--trusted-ca-file", tls.ca, "--client-cert-auth"]
         }
         args += arguments
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = args
+        self.arguments = args
         guard FileManager.default.createFile(atPath: directory + "/etcd.log", contents: nil) else {
             throw TestFailure("cannot create \(directory)/etcd.log")
         }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/etcd.log"))
-        process.standardOutput = log
-        process.standardError = log
+        process = try Self.launch(args, log: directory + "/etcd.log")
+    }
+
+    private static func launch(_ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
+        return process
+    }
+
+    /// Starts etcd again on the same ports and data after `stop(removingDirectory: false)`.
+    func startAgain() throws {
+        process = try Self.launch(arguments, log: directory + "/etcd.log")
+        guard waitUntilHealthy(timeout: 20) else { throw TestFailure("etcd did not come back: \(log.suffix(2000))") }
     }
 
     var pid: Int32 { process.processIdentifier }

@@ -63,6 +63,36 @@ final class EtcdStoreTests: XCTestCase {
         await deadOnly.close()
     }
 
+    /// While etcd is down, requests fail as transient; a watch resumes when etcd is back, with
+    /// nothing lost and nothing repeated.
+    func testWatchResumesWhenEtcdReturns() async throws {
+        let server = try EtcdServer.start(directory: try makeTemporaryDirectory("etcd-restart"))
+        defer { server.stop() }
+        let store = try EtcdLeaseStore(options: server.options())
+        _ = try await store.create("/restart/a", text: "1", ttl: nil)
+        let start = try await store.list(prefix: "/restart/").revision
+        let events = EventCollector(store.watch(prefix: "/restart/", fromRevision: start + 1))
+        defer { events.stop() }
+        _ = try await store.create("/restart/b", text: "2", ttl: nil)
+        let before = await events.waitUntil(timeout: .seconds(5)) { $0.count == 1 }
+        XCTAssertTrue(before, "\(events.snapshot)")
+
+        server.stop(removingDirectory: false)
+        do {
+            _ = try await store.get("/restart/a")
+            XCTFail("a stopped etcd answered")
+        } catch {
+            XCTAssertTrue(error.isTransient, "\(error)")
+        }
+        try server.startAgain()
+        _ = try await store.create("/restart/c", text: "3", ttl: nil)
+        let after = await events.waitUntil(timeout: .seconds(15)) { $0.count >= 2 }
+        XCTAssertTrue(after, "the watch did not resume: \(events.snapshot) \(String(describing: events.failure))")
+        XCTAssertEqual(events.snapshot.map(\.key), ["/restart/b", "/restart/c"])
+        XCTAssertNil(events.failure)
+        await store.close()
+    }
+
     /// Options that cannot work are refused before any request.
     func testBadOptionsAreRefused() {
         let cases: [(EtcdOptions, String)] = [
