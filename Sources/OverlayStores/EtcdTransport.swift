@@ -141,8 +141,8 @@ final class EtcdTransport: @unchecked Sendable {
         _ path: String, _ request: Request, _ operation: String, as: Response.Type = Response.self
     ) async throws(StoreError) -> Response {
         let body = try encode(request, operation)
-        let bytes = try await onSomeEndpoint(operation) { endpoint throws(StoreError) in
-            let (status, bytes) = try await self.post(endpoint, path, body, operation)
+        let bytes = try await onSomeEndpoint(operation) { endpoint throws(AttemptError) in
+            let (status, bytes) = try await lift { () throws(StoreError) in try await self.post(endpoint, path, body, operation) }
             if status == 200 { return bytes }
             throw self.failure(status: status, bytes, operation)
         }
@@ -158,10 +158,10 @@ final class EtcdTransport: @unchecked Sendable {
         _ path: String, _ request: Request, _ operation: String
     ) async throws(StoreError) -> HTTPClientResponse.Body {
         let body = try encode(request, operation)
-        return try await onSomeEndpoint(operation) { endpoint throws(StoreError) in
-            let response = try await self.send(endpoint, path, body, streaming: true)
+        return try await onSomeEndpoint(operation) { endpoint throws(AttemptError) in
+            let response = try await lift { () throws(StoreError) in try await self.send(endpoint, path, body, streaming: true) }
             if response.status.code == 200 { return response.body }
-            let bytes = try await self.collect(response, endpoint)
+            let bytes = try await lift { () throws(StoreError) in try await self.collect(response, endpoint) }
             throw self.failure(status: Int(response.status.code), bytes, operation)
         }
     }
@@ -169,7 +169,7 @@ final class EtcdTransport: @unchecked Sendable {
     /// Runs `attempt` on the preferred endpoint, then the others: an endpoint that is
     /// unavailable passes the turn, an expired token is renewed once per endpoint.
     private func onSomeEndpoint<R>(
-        _ operation: String, _ attempt: (Endpoint) async throws(StoreError) -> R
+        _ operation: String, _ attempt: (Endpoint) async throws(AttemptError) -> R
     ) async throws(StoreError) -> R {
         let first = lock.withLock { preferred }
         var failures: [String] = []
@@ -177,25 +177,32 @@ final class EtcdTransport: @unchecked Sendable {
             let index = (first + step) % endpoints.count
             let endpoint = endpoints[index]
             var renewedToken = false
-            while true {
-                do {
-                    if credentials != nil, lock.withLock({ token }) == nil { try await authenticate(endpoint) }
+            attempts: while true {
+                do throws(AttemptError) {
+                    if credentials != nil, lock.withLock({ token }) == nil {
+                        try await lift { () throws(StoreError) in try await authenticate(endpoint) }
+                    }
                     let result = try await attempt(endpoint)
                     lock.withLock { preferred = index }
                     return result
-                } catch .rejected(_, let reason) where reason == Self.tokenExpired && !renewedToken {
-                    lock.withLock { token = nil }
-                    renewedToken = true
-                } catch .unavailable(_, let reason) {
-                    failures.append("\(endpoint.name): \(reason)")
-                    break
+                } catch {
+                    switch error {
+                    case .tokenExpired where !renewedToken:
+                        lock.withLock { token = nil }
+                        renewedToken = true
+                    case .tokenExpired:
+                        throw .rejected(operation: operation, reason: "etcd refused a token it had just issued")
+                    case .store(.unavailable(_, let reason)):
+                        failures.append("\(endpoint.name): \(reason)")
+                        break attempts
+                    case .store(let refusal):
+                        throw refusal
+                    }
                 }
             }
         }
         throw .unavailable(operation: operation, reason: failures.joined(separator: "; "))
     }
-
-    static let tokenExpired = "auth token expired or invalid"
 
     /// Forgets the token (a watch was cancelled for it), so the next request fetches a new one.
     func dropToken() { lock.withLock { token = nil } }
@@ -206,11 +213,9 @@ final class EtcdTransport: @unchecked Sendable {
         let body = try encode(AuthenticateRequest(name: credentials.user, password: credentials.password), "authenticate")
         let (status, bytes) = try await post(endpoint, "/v3/auth/authenticate", body, "authenticate", withToken: false)
         guard status == 200 else {
-            // A wrong name or password is a refusal whatever status code etcd gives it.
-            let e = failure(status: status, bytes, "authenticate")
-            if case .unavailable = e { throw e }
-            throw .rejected(operation: "authenticate", reason: (try? JSONDecoder().decode(GatewayError.self, from: Data(bytes)))?.text
-                            ?? "HTTP status \(status)")
+            // A wrong name or password is a refusal, whatever gRPC code etcd gives it.
+            if case .store(let e) = failure(status: status, bytes, "authenticate"), case .unavailable = e { throw e }
+            throw .rejected(operation: "authenticate", reason: Self.reason(status: status, bytes))
         }
         let answer: AuthenticateResponse
         do { answer = try JSONDecoder().decode(AuthenticateResponse.self, from: Data(bytes)) } catch {
@@ -251,22 +256,42 @@ final class EtcdTransport: @unchecked Sendable {
         }
     }
 
-    /// The StoreError for a non-200 answer: unavailable (try the next endpoint) for etcd's
-    /// "unavailable" and timeouts, the token marker for an expired token, else a refusal.
-    private func failure(status: Int, _ bytes: [UInt8], _ operation: String) -> StoreError {
-        let error = try? JSONDecoder().decode(GatewayError.self, from: Data(bytes))  // not JSON: the status says it
-        let reason = error?.text ?? "HTTP status \(status)"
+    /// What a non-200 answer means: unavailable (try the next endpoint) for etcd's
+    /// "unavailable" and timeouts, an expired token (fetch another), else a refusal.
+    private func failure(status: Int, _ bytes: [UInt8], _ operation: String) -> AttemptError {
+        let error = Self.gatewayError(bytes)
+        let reason = Self.reason(status: status, bytes)
         switch error?.code {
         case GatewayError.unauthenticated? where credentials != nil:
-            return .rejected(operation: operation, reason: Self.tokenExpired)
+            return .tokenExpired
         case GatewayError.unavailable?, GatewayError.deadlineExceeded?:
-            return .unavailable(operation: operation, reason: reason)
+            return .store(.unavailable(operation: operation, reason: reason))
         case GatewayError.outOfRange?:
-            return .invalid(operation: operation, reason: reason)
+            return .store(.invalid(operation: operation, reason: reason))
         default:
-            return status >= 500 && error == nil ? .unavailable(operation: operation, reason: reason)
-                : .rejected(operation: operation, reason: reason)
+            return .store(status >= 500 && error == nil ? .unavailable(operation: operation, reason: reason)
+                          : .rejected(operation: operation, reason: reason))
         }
+    }
+
+    /// How one attempt on one endpoint failed.
+    enum AttemptError: Error {
+        /// The auth token expired: fetch another and try again.
+        case tokenExpired
+        case store(StoreError)
+    }
+
+    private func lift<T>(_ body: () async throws(StoreError) -> T) async throws(AttemptError) -> T {
+        do { return try await body() } catch { throw .store(error) }
+    }
+
+    /// The gateway's error body, nil when the answer is not one (a proxy's page, say).
+    private static func gatewayError(_ bytes: [UInt8]) -> GatewayError? {
+        try? JSONDecoder().decode(GatewayError.self, from: Data(bytes))  // not an error body: the caller falls back to the status
+    }
+
+    private static func reason(status: Int, _ bytes: [UInt8]) -> String {
+        gatewayError(bytes)?.text ?? "HTTP status \(status)"
     }
 
     private func encode(_ request: some Encodable, _ operation: String) throws(StoreError) -> [UInt8] {
