@@ -23,6 +23,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The etcd v3 store's HTTP client (OverlayStores only; no plugin links it).
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // C libraries, one system library target each, and one shim for what Swift cannot import.
@@ -44,6 +48,20 @@ let package = Package(
         .target(name: "IPAM", dependencies: ["CNI", "NetTypes", "SystemKit"]),
         // The kernel side of overlayd: the VXLAN device and per-peer neighbour/FDB/route entries.
         .target(name: "OverlayKernel", dependencies: ["Netlink", "NFTables", "NetTypes", "SystemKit"]),
+
+        // The overlay's formats and rules, flannel's exactly: network config, lease keys and
+        // values, subnet.env, the subnet choice, and the lease-store protocol. Pure Swift; the
+        // flannel plugin links it, so FoundationEssentials at most.
+        .target(name: "Overlay", dependencies: ["NetTypes", "SystemKit"]),
+        // The lease stores behind that protocol: an embedded SQLite file and etcd v3 over its JSON
+        // gateway. Linked by overlayd and netlab only, never by a plugin.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "OverlayStores", dependencies: [
+            "Overlay", "CSQLite", "SystemKit",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
 
         // Plugin logic, one module per plugin; the executables are thin.
         .target(name: "PluginKit", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
@@ -91,6 +109,8 @@ let package = Package(
         .executableTarget(name: "cni-run", dependencies: ["CNI", "SystemKit"]),
         // Stops for good between the write and the rename of an atomic file write; tests only.
         .executableTarget(name: "atomic-write-probe", dependencies: ["SystemKit"]),
+        // Used only by tests: races create-if-absent on an embedded store from another process.
+        .executableTarget(name: "lease-store-race", dependencies: ["OverlayStores", "Overlay"]),
 
         // Tests.
         .target(name: "TestSupport", dependencies: ["NetTypes", "SystemKit"], path: "Tests/TestSupport"),
@@ -106,5 +126,7 @@ let package = Package(
         .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
+        .testTarget(name: "OverlayTests", dependencies: ["Overlay", "NetTypes", "SystemKit"]),
+        .testTarget(name: "OverlayStoresTests", dependencies: ["OverlayStores", "Overlay", "SystemKit", "TestSupport"]),
     ]
 )
