@@ -66,55 +66,52 @@ final class BridgeOptionsTests: BridgeTestCase {
     var accessConfig: String { bw.config(["vlan": 100, "preserveDefaultVlan": false]) }
 
     func testReferenceExampleVLANTrunkIsRefusedClearlyWithoutKernelVLANFiltering() throws {
-        if try KernelFeatures.bridgeVLANFiltering(in: bw.host) {
-            throw XCTSkip("the kernel has bridge VLAN filtering, so ADD is not refused here "
-                          + "(testReferenceExampleVLANTrunkPortCarriesTheTrunkVLANs checks the port)")
-        }
-        let c1 = world.netns("c1")
-        assertRefusedForLackOfVLANFiltering(bw.run("ADD", trunkConfig, ctr: c1, id: "trunk"), container: c1)
+        try assertRefusedWithoutVLANFiltering(trunkConfig, id: "trunk", portTest: "testReferenceExampleVLANTrunkPortCarriesTheTrunkVLANs")
     }
 
     func testReferenceExampleVLANTrunkPortCarriesTheTrunkVLANs() throws {
-        guard try KernelFeatures.bridgeVLANFiltering(in: bw.host) else {
-            throw XCTSkip(KernelFeatures.noBridgeVLANFiltering
-                          + " (testReferenceExampleVLANTrunkIsRefusedClearlyWithoutKernelVLANFiltering checks the refusal)")
-        }
-        let c1 = world.netns("c1")
-        let r = bw.run("ADD", trunkConfig, ctr: c1, id: "trunk")
-        XCTAssertEqual(r.status, 0, r.description)
+        let r = try addWithVLANFiltering(trunkConfig, id: "trunk",
+                                         refusalTest: "testReferenceExampleVLANTrunkIsRefusedClearlyWithoutKernelVLANFiltering")
         let vlans = try portVLANs(hostVeth(r))
         XCTAssertTrue(vlans.contains(101) && Set(200...210).isSubset(of: vlans), "trunk VLANs on the port: \(vlans)")
     }
 
     func testVLANAccessPortIsRefusedClearlyWithoutKernelVLANFiltering() throws {
-        if try KernelFeatures.bridgeVLANFiltering(in: bw.host) {
-            throw XCTSkip("the kernel has bridge VLAN filtering, so ADD is not refused here "
-                          + "(testVLANAccessPortIsInItsVLANOnly checks the port)")
-        }
-        let c1 = world.netns("c1")
-        assertRefusedForLackOfVLANFiltering(bw.run("ADD", accessConfig, ctr: c1, id: "vlan"), container: c1)
+        try assertRefusedWithoutVLANFiltering(accessConfig, id: "vlan", portTest: "testVLANAccessPortIsInItsVLANOnly")
     }
 
     func testVLANAccessPortIsInItsVLANOnly() throws {
-        guard try KernelFeatures.bridgeVLANFiltering(in: bw.host) else {
-            throw XCTSkip(KernelFeatures.noBridgeVLANFiltering
-                          + " (testVLANAccessPortIsRefusedClearlyWithoutKernelVLANFiltering checks the refusal)")
-        }
-        let c1 = world.netns("c1")
-        let r = bw.run("ADD", accessConfig, ctr: c1, id: "vlan")
-        XCTAssertEqual(r.status, 0, r.description)
+        let r = try addWithVLANFiltering(accessConfig, id: "vlan", refusalTest: "testVLANAccessPortIsRefusedClearlyWithoutKernelVLANFiltering")
         XCTAssertEqual(try portVLANs(hostVeth(r)), [100], "preserveDefaultVlan false: VLAN 1 is gone")
     }
 
-    /// The ADD failed with the plugin's own words for a kernel without VLAN filtering, and
-    /// undid everything: no bridge, no veth, no lease, no interface in the container.
-    func assertRefusedForLackOfVLANFiltering(_ r: CommandResult, container: String,
-                                             file: StaticString = #filePath, line: UInt = #line) {
+    /// ADD of `config` into a new container where the kernel filters VLANs on bridges, asserted
+    /// to succeed. Skips where it does not, naming `refusalTest`, which covers such a kernel.
+    func addWithVLANFiltering(_ config: String, id: String, refusalTest: String,
+                              file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+        guard try KernelFeatures.bridgeVLANFiltering(in: bw.host) else {
+            throw XCTSkip(KernelFeatures.noBridgeVLANFiltering + " (\(refusalTest) checks the refusal)")
+        }
+        let r = bw.run("ADD", config, ctr: world.netns("c1"), id: id)
+        XCTAssertEqual(r.status, 0, r.description, file: file, line: line)
+        return r
+    }
+
+    /// ADD of `config` where the kernel has no bridge VLAN filtering fails with the plugin's own
+    /// words for that and undoes everything: no bridge, no veth, no lease, no interface in the
+    /// container. Skips where the kernel has the feature, naming `portTest`, which covers it.
+    func assertRefusedWithoutVLANFiltering(_ config: String, id: String, portTest: String,
+                                           file: StaticString = #filePath, line: UInt = #line) throws {
+        if try KernelFeatures.bridgeVLANFiltering(in: bw.host) {
+            throw XCTSkip("the kernel has bridge VLAN filtering, so ADD is not refused here (\(portTest) checks the port)")
+        }
+        let container = world.netns("c1")
+        let r = bw.run("ADD", config, ctr: container, id: id)
         XCTAssertEqual(r.status, 1, r.description, file: file, line: line)
+        XCTAssertEqual(r.jsonObject?["code"] as? Int, 999, "the kernel's refusal is an internal error: \(r.stdout)", file: file, line: line)
         let msg = r.jsonObject?["msg"] as? String ?? ""
         XCTAssertTrue(msg.contains("the kernel refused a VLAN-filtering bridge \(bw.bridge)")
                       && msg.contains("vlan/vlanTrunk need bridge VLAN filtering"), r.stdout, file: file, line: line)
-        XCTAssertEqual(r.jsonObject?["code"] as? Int, 999, "the kernel's refusal is an internal error: \(r.stdout)", file: file, line: line)
         XCTAssertNil(world.links(bw.host, file: file, line: line)[bw.bridge], "the refused bridge was made", file: file, line: line)
         XCTAssertEqual(bw.hostVeths(file: file, line: line), [], file: file, line: line)
         XCTAssertEqual(bw.leases(file: file, line: line), [], file: file, line: line)
