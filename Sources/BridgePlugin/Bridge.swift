@@ -128,7 +128,7 @@ public struct Bridge: CNIPlugin {
         // Known at once, so the first packet to the gateway is not held for ARP/NDP.
         for ip in result.ips {
             guard let gw = ip.gateway else { continue }
-            let n = Neighbour(index: index, family: gw.isV4 ? .v4 : .v6, ip: gw, mac: bridgeMAC, state: Self.neighbourReachable)
+            let n = Neighbour(index: index, family: gw.isV4 ? .v4 : .v6, ip: gw, mac: bridgeMAC, state: Neighbour.reachable)
             // Only saves the first ARP/NDP exchange: without the entry the kernel resolves the gateway itself.
             try? c.container.addNeighbour(n, mode: .replace)
         }
@@ -232,8 +232,6 @@ public struct Bridge: CNIPlugin {
     static let containerInterfaceIndex = 2
     /// The VLAN every bridge port starts in (removed with `preserveDefaultVlan: false`).
     static let defaultVLAN: UInt16 = 1
-    /// NUD_REACHABLE: the gateway's entry is valid now and revalidated by the kernel later.
-    static let neighbourReachable: UInt16 = 0x02
     /// The first octet's I/G bit (multicast) and U/L bit (locally administered).
     static let macMulticastBit: UInt8 = 0x01
     static let macLocallyAdministeredBit: UInt8 = 0x02

@@ -31,7 +31,7 @@ final class ObjectTests: XCTestCase {
     func testEveryObjectKindRoundTrips() throws {
         let w = try NFTWorld(self)
         try build(w)
-        checkNftView(w)
+        try checkNftView(w)
         try checkAPIView(w)
         try deletePieceByPiece(w)
     }
@@ -73,10 +73,10 @@ final class ObjectTests: XCTestCase {
     }
 
     /// nft's own rendering of what we built (text without element blocks, elements as JSON).
-    private func checkNftView(_ w: NFTWorld) {
+    private func checkNftView(_ w: NFTWorld) throws {
         XCTAssertEqual(withoutElements(w.ruleset()), lines(expectedRuleset))
 
-        let elems = w.jsonElements()
+        let elems = try w.jsonElements()
         XCTAssertEqual(elems["inet netlab masq_v4"], [
             #""192.168.7.7""#,
             #"{"elem":{"comment":"ctr-0123456789ab","val":{"prefix":{"addr":"10.88.0.0","len":16}}}}"#])
