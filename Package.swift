@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "tuning", targets: ["tuning"]),
         .executable(name: "macvlan", targets: ["macvlan"]),
         .executable(name: "ipvlan", targets: ["ipvlan"]),
+        .executable(name: "vxlan", targets: ["vxlan"]),
         .executable(name: "netlab", targets: ["netlab"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
@@ -82,6 +83,9 @@ let package = Package(
         .target(name: "IpvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
         .executableTarget(name: "macvlan", dependencies: ["MacvlanPlugin"]),
         .executableTarget(name: "ipvlan", dependencies: ["IpvlanPlugin"]),
+        // One L2 segment across hosts: bridge's attachment on a bridge with a VXLAN device.
+        .target(name: "VxlanPlugin", dependencies: ["BridgePlugin", "CNI", "Netlink", "NetTypes", "PluginKit", "SystemKit"]),
+        .executableTarget(name: "vxlan", dependencies: ["VxlanPlugin"]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
