@@ -68,37 +68,34 @@ final class VxlanLifecycleTests: VxlanTestCase {
         XCTAssertEqual(vx.linkNames(c2), ["lo"], "deleting the host end took the container's end")
     }
 
-    func testConcurrentFirstAddsMakeTheSegmentOnce() throws {
-        let n = 8
-        let ctrs = (0..<n).map { world.netns("p\($0)") }
-        let conf = vx.config(host: 1)
-        nonisolated(unsafe) var results = [CommandResult?](repeating: nil, count: n)
+    /// Runs `command` for every container on host 1 at once; fails the test for each that fails.
+    private func simultaneously(_ command: String, _ conf: String, _ ctrs: [String]) {
+        nonisolated(unsafe) var results = [CommandResult?](repeating: nil, count: ctrs.count)
         nonisolated(unsafe) let v = vx!
         let group = DispatchGroup()
-        for i in 0..<n {
+        for (i, ctr) in ctrs.enumerated() {
             group.enter()
             Thread {
-                results[i] = v.run("ADD", host: 1, conf, ctr: ctrs[i], id: "burst\(i)")
+                results[i] = v.run(command, host: 1, conf, ctr: ctr, id: "burst\(i)")
                 group.leave()
             }.start()
         }
         XCTAssertEqual(group.wait(timeout: .now() + 120), .success)
-        for (i, r) in results.enumerated() { XCTAssertEqual(r?.status, 0, "ADD \(i): \(r?.description ?? "none")") }
+        for (i, r) in results.enumerated() { XCTAssertEqual(r?.status, 0, "\(command) \(i): \(r?.description ?? "none")") }
+    }
+
+    func testConcurrentFirstAddsMakeTheSegmentOnce() throws {
+        let n = 8
+        let ctrs = (0..<n).map { world.netns("p\($0)") }
+        let conf = vx.config(host: 1)
+        simultaneously("ADD", conf, ctrs)
         let h = vx.host(1)
         XCTAssertEqual(vx.ipJSON(h, ["link", "show", "type", "bridge"]).count, 1)
         XCTAssertEqual(vx.ipJSON(h, ["link", "show", "type", "vxlan"]).count, 1)
         XCTAssertEqual(vx.ports(h, of: vx.bridge).count, n + 1)
         XCTAssertEqual(vx.floodList(h, vx.device), [VxlanWorld.vtep(2), VxlanWorld.vtep(3)], "each peer once")
 
-        for i in 0..<n {
-            group.enter()
-            Thread {
-                results[i] = v.run("DEL", host: 1, conf, ctr: ctrs[i], id: "burst\(i)")
-                group.leave()
-            }.start()
-        }
-        XCTAssertEqual(group.wait(timeout: .now() + 120), .success)
-        for (i, r) in results.enumerated() { XCTAssertEqual(r?.status, 0, "DEL \(i): \(r?.description ?? "none")") }
+        simultaneously("DEL", conf, ctrs)
         XCTAssertTrue(segmentGone(1), "\(vx.linkNames(h))")
         XCTAssertEqual(vx.leases(host: 1), [])
     }
@@ -108,9 +105,8 @@ final class VxlanLifecycleTests: VxlanTestCase {
         vx.add(host: 3, c1, id: "keep")
         vx.add(host: 3, c2, id: "stale")
         func gc(_ valid: [[String: String]]) -> CommandResult {
-            var c = try! JSONSerialization.jsonObject(with: vx.config(host: 3, version: "1.1.0").data(using: .utf8)!) as! [String: Any]
-            c["cni.dev/valid-attachments"] = valid
-            return vx.run("GC", host: 3, BridgeWorld.json(c), ctr: nil, id: "")
+            let c = VxlanWorld.edited(vx.config(host: 3, version: "1.1.0")) { $0["cni.dev/valid-attachments"] = valid }
+            return vx.run("GC", host: 3, c, ctr: nil, id: "")
         }
         let first = gc([["containerID": "keep", "ifname": "eth0"]])
         XCTAssertEqual(first.status, 0, first.description)

@@ -65,18 +65,21 @@ final class VxlanWorld {
         return BridgeWorld.json(c)
     }
 
+    /// `base` with `change` applied to its JSON object.
+    static func edited(_ base: String, _ change: (inout [String: Any]) -> Void) -> String {
+        var c = try! JSONSerialization.jsonObject(with: base.data(using: .utf8)!) as! [String: Any]
+        change(&c)
+        return BridgeWorld.json(c)
+    }
+
     /// Removes keys from a config.
     func config(_ base: String, without keys: [String]) -> String {
-        var c = try! JSONSerialization.jsonObject(with: base.data(using: .utf8)!) as! [String: Any]
-        for k in keys { c.removeValue(forKey: k) }
-        return BridgeWorld.json(c)
+        Self.edited(base) { c in keys.forEach { c.removeValue(forKey: $0) } }
     }
 
     /// The config with `prevResult` set.
     func config(_ base: String, prevResult: String) -> String {
-        var c = try! JSONSerialization.jsonObject(with: base.data(using: .utf8)!) as! [String: Any]
-        c["prevResult"] = try! JSONSerialization.jsonObject(with: prevResult.data(using: .utf8)!)
-        return BridgeWorld.json(c)
+        Self.edited(base) { $0["prevResult"] = try! JSONSerialization.jsonObject(with: prevResult.data(using: .utf8)!) }
     }
 
     /// Runs the plugin in host `i`'s netns as a runtime would.
