@@ -4,6 +4,8 @@
 // ADD works with two rtnetlink sockets: one in the host netns (the one the plugin runs in)
 // and one opened once inside the container netns; the veth's container end is created
 // directly there. Each change registers its undo, so a failed ADD leaves nothing behind.
+// The bridge itself comes from a `BridgeSegment` (Segment.swift): the plugin's own keeps one
+// bridge; the vxlan plugin runs this same ADD with a segment of its own.
 
 import CNI
 import NFTables
