@@ -121,6 +121,17 @@ final class FlannelLifecycleTests: FlannelTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: fw.dataDir + "/../escape"))
     }
 
+    func testASavedConfigThatIsNoneFailsDelAndIsKept() throws {
+        try FileManager.default.createDirectory(atPath: fw.dataDir, withIntermediateDirectories: true)
+        try "not json".write(toFile: fw.savedFile("fl-junk"), atomically: false, encoding: .utf8)
+        let junk = fw.run("DEL", fw.config(), ctr: nil, id: "fl-junk")
+        FlannelWorld.assertError(junk, code: 6, [fw.savedFile("fl-junk")])
+        try #"{"name":"flnet"}"#.write(toFile: fw.savedFile("fl-notype"), atomically: false, encoding: .utf8)
+        FlannelWorld.assertError(fw.run("DEL", fw.config(), ctr: nil, id: "fl-notype"), code: 6,
+                                 [fw.savedFile("fl-notype"), "type"])
+        XCTAssertEqual(fw.savedNames(), ["fl-junk", "fl-notype"], "what DEL could not undo stays for a person to see")
+    }
+
     func testStatusNeedsSubnetEnvAndTheDelegate() throws {
         let ok = fw.run("STATUS", fw.config(version: "1.1.0"), ctr: nil, id: "")
         XCTAssertEqual(ok.status, 0, ok.description)
