@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "tuning", targets: ["tuning"]),
         .executable(name: "macvlan", targets: ["macvlan"]),
         .executable(name: "ipvlan", targets: ["ipvlan"]),
+        .executable(name: "flannel", targets: ["flannel"]),
         .executable(name: "netlab", targets: ["netlab"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
@@ -82,6 +83,10 @@ let package = Package(
         .target(name: "IpvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
         .executableTarget(name: "macvlan", dependencies: ["MacvlanPlugin"]),
         .executableTarget(name: "ipvlan", dependencies: ["IpvlanPlugin"]),
+        // flannel's CNI meta plugin: the host's subnet from subnet.env (Overlay's reader), the
+        // work delegated to bridge + host-local. Light modules only: never OverlayStores.
+        .target(name: "FlannelPlugin", dependencies: ["CNI", "Overlay", "NetTypes", "SystemKit"]),
+        .executableTarget(name: "flannel", dependencies: ["FlannelPlugin"]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),

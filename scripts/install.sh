@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 DEST=${1:-out/bin}
-PRODUCTS=(loopback bridge host-local portmap firewall tuning macvlan ipvlan netlab)
+PRODUCTS=(loopback bridge host-local portmap firewall tuning macvlan ipvlan flannel netlab)
 mkdir -p "$DEST"
 swift build -c release --static-swift-stdlib --scratch-path .build-release >&2
 for p in "${PRODUCTS[@]}"; do
