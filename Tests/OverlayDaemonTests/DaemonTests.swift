@@ -57,11 +57,13 @@ final class DaemonTests: XCTestCase {
 
     /// /healthz says 503 and why while there is no config, a bad config is refused naming the
     /// field (by `config put`, and by the daemon when one reaches the store anyway), and a
-    /// good one makes the host ready.
+    /// good one makes the host ready and tells systemd READY=1 (not before). The interface
+    /// comes from FLANNELD_IFACE.
     func testHealthzWaitsForAValidConfigAndBadConfigsAreRefusedByField() throws {
         let w = try DaemonWorld(self, hosts: 1)
         let h = w.hosts[0]
-        try h.start(w.storeArguments + ["--iface", "eth0"])
+        let notify = try NotifySocket(path: w.directory + "/notify.sock")
+        try h.start(w.storeArguments, environment: ["FLANNELD_IFACE": "eth0", "NOTIFY_SOCKET": notify.path])
         try eventually("503 naming the missing config") {
             let r = h.healthz()
             return r.code == 503 && r.body.contains("/coreos.com/network/config")
@@ -81,11 +83,13 @@ final class DaemonTests: XCTestCase {
             return r.code == 503 && r.body.contains("SubnetMin")
         }
         XCTAssertNil(try h.subnetEnv(), "no subnet.env without a valid config")
+        XCTAssertEqual(notify.received(), [], "not ready yet")
 
         try w.putConfig(basicConfig)
         let took = try eventually("200 once the config is valid") { h.healthz().code == 200 }
         XCTAssertLessThan(took, 3)
-        XCTAssertEqual(h.healthz().body, "ok")
+        XCTAssertEqual(h.healthz().body, "ok\n")
+        XCTAssertEqual(notify.received(), ["READY=1"])
         XCTAssertNotNil(try h.subnetEnv())
         XCTAssertEqual(w.overlayd(["config", "get"]).stdout, basicConfig + "\n")
     }
@@ -125,6 +129,40 @@ final class DaemonTests: XCTestCase {
         XCTAssertLessThan(took, 1.0, "back within a second")
         try w.addPodAddresses()
         XCTAssertTrue(try w.ping(h1, w.hosts[2]).ok)
+    }
+
+    /// A dual-stack network with --ip-masq: both devices (the IPv6 one's MTU 70 below the
+    /// underlay's), both subnets in subnet.env and in one lease key, pods reaching each
+    /// other over IPv4 and IPv6, and flannel's masquerade rules for both networks.
+    func testDualStackWithMasquerade() throws {
+        let w = try DaemonWorld(self, hosts: 2)
+        try w.putConfig(#"{"Network": "10.244.0.0/16", "EnableIPv6": true, "IPv6Network": "fd10:244::/56"}"#)
+        try w.startAll(["--ip-masq"])
+        try w.waitUntilReady()
+        for h in w.hosts {
+            let env = try XCTUnwrap(try h.subnetEnv())
+            XCTAssertEqual(env.ipv6Network, CIDR("fd10:244::/56"))
+            let v6 = try XCTUnwrap(env.ipv6Subnet)
+            XCTAssertEqual(v6.prefixLength, 64)
+            XCTAssertEqual(env.mtu, 1430, "the smaller device MTU: 1500 - 70 over the IPv6 underlay")
+            XCTAssertEqual(env.ipMasq, true)
+            XCTAssertEqual(try h.vtep("flannel-v6.1").mtu, 1430)
+            XCTAssertEqual(try h.vtep().mtu, 1450)
+            let tables = try runChecked(["nft", "-n", "-j", "list", "table", "inet", "netlab-overlay"].withNetns(h.netns)).stdout
+            XCTAssertTrue(tables.contains("10.244.0.0") && tables.contains("fd10:244::"), "masquerade rules for both networks")
+        }
+        let keys = try w.withEmbeddedStore { store in
+            try await store.list(prefix: StoreLayout().subnetsPrefix).entries.map(\.key)
+        }
+        XCTAssertEqual(keys.count, 2)
+        XCTAssertTrue(keys.allSatisfy { $0.contains("&fd10:244:") }, "dual-stack keys: \(keys)")
+        try w.waitForFullMesh()
+        try w.addPodAddresses()
+        let (a, b) = (w.hosts[0], w.hosts[1])
+        XCTAssertTrue(try w.ping(a, b).ok)
+        let v6a = try XCTUnwrap(try a.subnetEnv()?.ipv6Subnet?.address), v6b = try XCTUnwrap(try b.subnetEnv()?.ipv6Subnet?.address)
+        let r = a.exec(["ping", "-6", "-c", "1", "-W", "2", "-I", "\(v6a)", "\(v6b)"])
+        XCTAssertTrue(r.ok, "ping6 between pods: \(r)")
     }
 
     private func writeRawConfig(_ json: String, _ w: DaemonWorld) throws {

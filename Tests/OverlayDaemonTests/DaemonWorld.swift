@@ -86,6 +86,7 @@ final class DaemonHost: @unchecked Sendable {
     let index: Int
     let netns: String
     let publicIP: IPAddress
+    let publicIPv6: IPAddress
     /// This host's files: subnet.env, the state directory, logs.
     let directory: String
     var daemon: StartedProcess?
@@ -95,6 +96,7 @@ final class DaemonHost: @unchecked Sendable {
         self.index = index
         self.netns = netns
         publicIP = IPAddress("198.18.0.\(10 + index)")!
+        publicIPv6 = IPAddress("fd00:198:18::\(10 + index)")!
         self.directory = directory
     }
 
@@ -125,17 +127,18 @@ final class DaemonHost: @unchecked Sendable {
     /// GET /healthz on the host's loopback: the status code and body.
     func healthz() -> (code: Int, body: String) {
         let r = exec(["curl", "-s", "--max-time", "2", "-w", "\n%{http_code}", "http://127.0.0.1:\(healthzPort)/healthz"])
-        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        guard let newline = r.stdout.lastIndex(of: "\n") else { return (0, r.stdout) }
+        return (Int(r.stdout[r.stdout.index(after: newline)...]) ?? 0, String(r.stdout[..<newline]))
     }
 
-    /// Starts overlayd in the host's netns.
-    func start(_ arguments: [String]) throws {
+    /// Starts overlayd in the host's netns, with `environment` added to the test's own.
+    func start(_ arguments: [String], environment: [String: String] = [:]) throws {
         starts += 1
         let argv = ["/usr/sbin/ip", "netns", "exec", netns, BuiltProducts.path("overlayd")] + arguments
             + ["--subnet-file", subnetFile, "--state-dir", stateDirectory, "--healthz-ip", "127.0.0.1",
                "--healthz-port", "\(healthzPort)", "--log-level", "debug"]
-        daemon = try StartedProcess(argv, log: directory + "/overlayd.\(starts).log")
+        let env = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+        daemon = try StartedProcess(argv, log: directory + "/overlayd.\(starts).log", environment: env)
     }
 
     var log: String { daemon?.output ?? "(not started)" }
@@ -173,6 +176,7 @@ final class DaemonWorld: @unchecked Sendable {
         try runChecked(["ip", "-n", underlay, "link", "add", "u\(i)", "type", "veth", "peer", "name", "eth0", "netns", ns])
         try runChecked(["ip", "-n", underlay, "link", "set", "u\(i)", "master", "br0", "up"])
         try host.ip("addr", "add", "\(host.publicIP)/24", "dev", "eth0")
+        try host.ip("addr", "add", "\(host.publicIPv6)/64", "dev", "eth0", "nodad")
         try host.ip("link", "set", "eth0", "up")
         try host.ip("route", "add", "default", "via", "198.18.0.254")
         // A veth whose peer stays in the host: always carrier (this kernel has no dummy driver).
@@ -232,12 +236,15 @@ final class DaemonWorld: @unchecked Sendable {
         }
     }
 
-    /// Gives every host's pods0 the first address of its leased subnet (the gateway a
-    /// container would use), once, so peers have an address to reach.
+    /// Gives every host's pods0 the first address of its leased subnets (the gateway a
+    /// container would use), so peers have an address to reach.
     func addPodAddresses() throws {
         for h in hosts {
             let sn = try h.subnet()
             try h.ip("addr", "replace", "\(sn.networkAddress.next!)/\(sn.prefixLength)", "dev", "pods0")
+            if let v6 = try h.subnetEnv()?.ipv6Subnet {
+                try h.ip("addr", "replace", "\(v6)", "dev", "pods0", "nodad")
+            }
         }
     }
 }
@@ -271,4 +278,44 @@ func blocking<R: Sendable>(_ body: @escaping @Sendable () async throws -> R) thr
     }
     done.wait()
     return try outcome!.get()
+}
+
+extension Array where Element == String {
+    /// The command run inside a netns (`ip netns exec NS …`).
+    func withNetns(_ netns: String) -> [String] { ["ip", "netns", "exec", netns] + self }
+}
+
+/// A unix datagram socket standing in for systemd's $NOTIFY_SOCKET.
+final class NotifySocket {
+    let path: String
+    private let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw TestError("socket: errno \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw TestError("bind \(path): errno \(errno)") }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// The datagrams received so far, without waiting.
+    func received() -> [String] {
+        var out: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            guard n > 0 else { return out }
+            out.append(String(decoding: buffer.prefix(n), as: UTF8.self))
+        }
+    }
 }

@@ -101,8 +101,8 @@ extension DaemonWorld {
     /// A TCP connection from `from`'s pod address to a listener on `to`'s: the line sent arrives.
     func tcpReaches(_ from: DaemonHost, _ to: DaemonHost, port: Int = 7070) throws -> Bool {
         let received = to.directory + "/nc-received-\(from.index)"
-        let listener = try StartedProcess(["/usr/sbin/ip", "netns", "exec", to.netns, "nc", "-l", "-s", "\(try to.podAddress())",
-                                           "-p", "\(port)", "-q", "1"], log: received)
+        let listener = try StartedProcess(["/usr/sbin/ip", "netns", "exec", to.netns, "nc", "-d", "-l", "-s", "\(try to.podAddress())",
+                                           "-p", "\(port)"], log: received)
         defer { listener.stop(grace: 1) }
         let line = "hello from host \(from.index)"
         try eventually("nc listening on host \(to.index)", timeout: 5) {
