@@ -78,7 +78,12 @@ extension Daemon {
                                 _ underlay: Underlay) async throws -> [VTEPDevice] {
         var wanted: [IPAddress.Family: VTEP] = [:]
         for c in vtepConfigs(config, lease, underlay) {
-            wanted[c.family] = try vteps[c.family].flatMap { $0.config == c ? $0 : nil } ?? VTEP(c)
+            if let same = vteps[c.family], same.config == c {
+                wanted[c.family] = same
+            } else {
+                // Opening the VTEP opens its netlink socket: kernel work, on the lane.
+                wanted[c.family] = try await kernel.submit { try VTEP(c) }.value.get()
+            }
         }
         let retired = vteps.values.filter { old in !wanted.values.contains { $0.config.name == old.config.name } }
         vteps = wanted

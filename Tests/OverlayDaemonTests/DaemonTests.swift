@@ -97,10 +97,7 @@ final class DaemonTests: XCTestCase {
     /// A config whose backend MTU changes: every existing device follows (flannel's MTU is
     /// the underlay link's, the device's is 50 less), and so does subnet.env.
     func testAnMTUChangeReachesTheExistingDevices() throws {
-        let w = try DaemonWorld(self, hosts: 2)
-        try w.putConfig(basicConfig)
-        try w.startAll()
-        try w.waitUntilReady()
+        let w = try DaemonWorld.running(self, hosts: 2)
         let indexes = try w.hosts.map { try $0.ipJSON("link", "show", "dev", "flannel.1").first?["ifindex"] as? Int }
         try w.putConfig(#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan", "MTU": 1400}}"#)
         for h in w.hosts {
@@ -114,11 +111,7 @@ final class DaemonTests: XCTestCase {
     /// `ip link del flannel.1` by hand: the device is back with the same MAC and every peer
     /// entry within a second.
     func testADeletedDeviceComesBackWithItsMACAndPeersWithinASecond() throws {
-        let w = try DaemonWorld(self, hosts: 3)
-        try w.putConfig(basicConfig)
-        try w.startAll()
-        try w.waitUntilReady()
-        try w.waitForFullMesh()
+        let w = try DaemonWorld.running(self, hosts: 3)
         let h1 = w.hosts[0]
         let mac = try h1.vtep().mac
         let peers = try w.hosts.dropFirst().map(w.expectedPeer)

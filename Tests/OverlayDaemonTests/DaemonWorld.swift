@@ -222,6 +222,18 @@ final class DaemonWorld: @unchecked Sendable {
         return out
     }
 
+    /// A world whose hosts run overlayd on `config` (with `arguments`), every one ready and
+    /// holding every other as a peer.
+    static func running(_ test: XCTestCase, hosts count: Int, config: String = basicConfig,
+                        arguments: [String] = []) throws -> DaemonWorld {
+        let w = try DaemonWorld(test, hosts: count)
+        try w.putConfig(config)
+        try w.startAll(arguments)
+        try w.waitUntilReady()
+        try w.waitForFullMesh()
+        return w
+    }
+
     /// Starts every host's daemon with the world's store flags and `arguments`.
     func startAll(_ arguments: [String] = []) throws {
         for h in hosts { try h.start(storeArguments + arguments + ["--iface", "eth0"]) }

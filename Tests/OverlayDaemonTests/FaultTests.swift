@@ -12,11 +12,7 @@ final class FaultTests: XCTestCase {
     /// kill -9 and a restart: the same subnet and VTEP MAC, and not one ping lost between the
     /// other hosts, nor to the restarted host, across it.
     func testKill9AndRestartKeepsSubnetMACAndEveryPacket() throws {
-        let w = try DaemonWorld(self, hosts: 3)
-        try w.putConfig(basicConfig)
-        try w.startAll()
-        try w.waitUntilReady()
-        try w.waitForFullMesh()
+        let w = try DaemonWorld.running(self, hosts: 3)
         try w.addPodAddresses()
         let (h1, h2, h3) = (w.hosts[0], w.hosts[1], w.hosts[2])
         let subnet = try h1.subnet(), mac = try h1.vtep().mac
@@ -47,11 +43,7 @@ final class FaultTests: XCTestCase {
     /// A daemon stopped for good with a 3 s TTL: its lease expires, and its route, neighbour
     /// and FDB entries vanish from the peers within a second of the expiry (not before it).
     func testAnExpiredLeaseLeavesThePeersWithinASecond() throws {
-        let w = try DaemonWorld(self, hosts: 3)
-        try w.putConfig(basicConfig)
-        try w.startAll(["--subnet-lease-ttl", "3s"])
-        try w.waitUntilReady()
-        try w.waitForFullMesh()
+        let w = try DaemonWorld.running(self, hosts: 3, arguments: ["--subnet-lease-ttl", "3s"])
         let gone = w.hosts[2]
         let key = StoreLayout().leaseKey(SubnetKey(ipv4: try gone.subnet()))
         gone.daemon?.killNow()
@@ -105,11 +97,7 @@ final class FaultTests: XCTestCase {
     /// A daemon whose watch falls behind a compaction (stopped while a peer left and the
     /// history was compacted) lists again, drops the departed peer, and goes on watching.
     func testAWatchBehindACompactionListsAgainAndResumes() throws {
-        let w = try DaemonWorld(self, hosts: 3)
-        try w.putConfig(basicConfig)
-        try w.startAll()
-        try w.waitUntilReady()
-        try w.waitForFullMesh()
+        let w = try DaemonWorld.running(self, hosts: 3)
         let (h1, h2, h3) = (w.hosts[0], w.hosts[1], w.hosts[2])
         let key = StoreLayout().leaseKey(SubnetKey(ipv4: try h3.subnet()))
         h1.daemon?.signal(SIGSTOP)

@@ -156,21 +156,9 @@ final class StoreCommandTests: XCTestCase {
     }
 
     func testReadyIsSentToTheNotifySocket() throws {
-        let path = NSTemporaryDirectory() + "overlayd-notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd); unlink(path) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(bound, 0, "bind \(path): errno \(errno)")
-        XCTAssertEqual(try ServiceNotifier.ready(environment: ["NOTIFY_SOCKET": path]), path)
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-        XCTAssertEqual(n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : "", "READY=1")
+        let notify = try NotifySocket(path: NSTemporaryDirectory() + "overlayd-notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        XCTAssertEqual(try ServiceNotifier.ready(environment: ["NOTIFY_SOCKET": notify.path]), notify.path)
+        XCTAssertEqual(notify.received(), ["READY=1"])
         XCTAssertNil(try ServiceNotifier.ready(environment: [:]), "no socket, no message")
     }
 }
