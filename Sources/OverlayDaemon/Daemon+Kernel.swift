@@ -132,25 +132,32 @@ extension Daemon {
 
     /// Ensures every device (a missing or changed one is repaired, and then every peer entry
     /// programmed again); with `reconcilingAll`, every peer entry is compared in any case.
+    /// The peers are read only when a reconcile is due: the check itself runs 4 times a
+    /// second. Changes submitted meanwhile run before that reconcile, whose peers are newer.
     func checkKernel(reconcilingAll: Bool) async {
-        guard held != nil, !vteps.isEmpty else { return }
+        guard held != nil else { return }
         for (family, vtep) in vteps {
-            let peers = currentPeers(family)
-            let outcome = await kernel.submit { () throws -> (VTEPDevice, ReconcileSummary?) in
-                let device = try vtep.ensure()
-                let summary = reconcilingAll || device.needsReconcile ? try vtep.reconcile(peers) : nil
-                return (device, summary)
-            }.value
-            switch outcome {
-            case .success(let (device, summary)):
+            // A VTEP replaced meanwhile (a new config) is not brought back: its successor is
+            // programmed, and a retired device deleted, by `program`.
+            guard vteps[family] === vtep else { continue }
+            do {
+                let device = try await kernel.submit { try vtep.ensure() }.value.get()
                 if !device.changes.isEmpty {
                     log.warning("\(device.name) was not as configured: \(device.changes.map(\.description).joined(separator: ", "))")
                 }
-                if let summary, !summary.changes.isEmpty {
-                    log.warning("\(device.name): \(summary.changes.count) peer entr\(summary.changes.count == 1 ? "y" : "ies") repaired")
+                if reconcilingAll || device.needsReconcile, vteps[family] === vtep {
+                    let peers = currentPeers(family)
+                    let summary = try await kernel.submit { try vtep.reconcile(peers) }.value.get()
+                    if !summary.changes.isEmpty {
+                        log.warning("\(device.name): \(summary.changes.count) peer entr\(summary.changes.count == 1 ? "y" : "ies") repaired")
+                    }
+                }
+                if device.changes.contains(where: { if case .mtu = $0 { true } else { false } }) {
+                    // The underlay's MTU changed: subnet.env must say the device's new one.
+                    await converge()
                 }
                 if programmed, convergence == nil, health.currentProblem != nil { health.set(problem: nil) }
-            case .failure(let error):
+            } catch {
                 log.error("checking \(vtep.config.name) failed: \(error)")
                 health.set(problem: "\(vtep.config.name): \(error)")
             }
@@ -159,11 +166,13 @@ extension Daemon {
 
     // MARK: peers
 
-    /// The peers of one overlay family: every lease but ours, older leases first where two
-    /// overlap (dual-stack keys).
+    /// The peers of one overlay family: every lease but ours; where two dual-stack keys
+    /// share a subnet, only the older one (single-stack keys cannot share one, and the
+    /// quadratic check is skipped for them).
     func currentPeers(_ family: IPAddress.Family) -> [OverlayPeer] {
         let all = Array(leases.values)
-        return all.filter { $0.subnets != held?.subnets && !SubnetChooser.isOutranked($0, among: all) }
+        let dualStack = all.contains { $0.subnets.ipv4 != nil && $0.subnets.ipv6 != nil }
+        return all.filter { $0.subnets != held?.subnets && !(dualStack && SubnetChooser.isOutranked($0, among: all)) }
             .flatMap(peers(of:)).filter { $0.0 == family }.map(\.1)
     }
 
