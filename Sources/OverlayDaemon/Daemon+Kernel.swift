@@ -15,9 +15,10 @@ extension Daemon {
     func program() async -> Bool {
         var backoff = Backoff()
         programmed = false
-        while let held, let config, let underlay {
+        while let lease = held, let config, let underlay {
             do {
-                try await updateOwnLease(held, config)
+                try await updateOwnLease(lease, config)
+                guard let held, holds(lease) else { return false }
                 let devices = try await programDevices(config, held, underlay)
                 try await programMasquerade(config)
                 guard holds(held) else { return false }
@@ -29,7 +30,7 @@ extension Daemon {
                 log.info("ready: \(held.subnets), device \(names), \(peerCount) peer(s), \(settings.subnetFile) written")
                 return true
             } catch {
-                guard holds(held) else { return false }
+                guard holds(lease) else { return false }
                 log.error("programming the overlay failed: \(error); retrying")
                 health.set(problem: "programming the overlay failed: \(error)")
                 await pause(backoff.next())

@@ -196,7 +196,8 @@ extension Daemon {
                 throw UnderlayError(description: "\(underlay.name) has no \(family == .v4 ? "IPv4" : "IPv6") address "
                                     + "for the \(family == .v4 ? "IPv4" : "IPv6") overlay")
             }
-            if let old, old.vni == vni { return old }
+            // Our previous MAC stays, also under a new VNI: peers know it already.
+            if let old { return VXLANLeaseData(vni: vni, vtepMAC: old.vtepMAC) }
             return VXLANLeaseData(vni: vni, vtepMAC: VTEPIdentity.mac(seed: seed, publicIP: publicIP, vni: vni, family: family))
         }
         let v4 = try subnets.ipv4.map { _ in try data(.v4, underlay.publicIP, previous?.attributes.backendData) }

@@ -95,8 +95,9 @@ final class DaemonTests: XCTestCase {
     }
 
     /// A config whose backend MTU changes: every existing device follows (flannel's MTU is
-    /// the underlay link's, the device's is 50 less), and so does subnet.env.
-    func testAnMTUChangeReachesTheExistingDevices() throws {
+    /// the underlay link's, the device's is 50 less), and so does subnet.env; then a VNI
+    /// change moves every host to the new device.
+    func testConfigChangesReachTheDevices() throws {
         let w = try DaemonWorld.running(self, hosts: 2)
         let indexes = try w.hosts.map { try $0.ipJSON("link", "show", "dev", "flannel.1").first?["ifindex"] as? Int }
         try w.putConfig(#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan", "MTU": 1400}}"#)
@@ -106,6 +107,25 @@ final class DaemonTests: XCTestCase {
         let after = try w.hosts.map { try $0.ipJSON("link", "show", "dev", "flannel.1").first?["ifindex"] as? Int }
         XCTAssertEqual(after, indexes, "the devices were changed in place, not re-created")
         try w.waitForFullMesh()
+
+        // A new VNI cannot change in place: flannel.7 replaces flannel.1 (with the same MAC,
+        // which peers know), and the leases say 7.
+        let macs = try w.hosts.map { try $0.vtep().mac }
+        try w.putConfig(#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan", "VNI": 7, "MTU": 1400}}"#)
+        for h in w.hosts {
+            try eventually("host \(h.index) on flannel.7 only") {
+                try h.vtep("flannel.7").vni == 7 && h.ipJSON("link", "show").allSatisfy { $0["ifname"] as? String != "flannel.1" }
+            }
+        }
+        try w.waitForFullMesh(device: "flannel.7")
+        XCTAssertEqual(try w.hosts.map { try $0.vtep("flannel.7").mac }, macs)
+        let values = try w.withEmbeddedStore { store in
+            try await store.list(prefix: StoreLayout().subnetsPrefix).entries.map(\.text)
+        }
+        XCTAssertEqual(values.count, 2)
+        XCTAssertTrue(values.allSatisfy { $0.contains(#""VNI":7"#) }, "\(values)")
+        try w.addPodAddresses()
+        XCTAssertTrue(try w.ping(w.hosts[0], w.hosts[1]).ok)
     }
 
     /// `ip link del flannel.1` by hand: the device is back with the same MAC and every peer
@@ -114,7 +134,7 @@ final class DaemonTests: XCTestCase {
         let w = try DaemonWorld.running(self, hosts: 3)
         let h1 = w.hosts[0]
         let mac = try h1.vtep().mac
-        let peers = try w.hosts.dropFirst().map(w.expectedPeer)
+        let peers = try w.hosts.dropFirst().map { try w.expectedPeer($0) }
         try h1.ip("link", "del", "flannel.1")
         let took = try eventually("flannel.1 back with its peers", timeout: 5) {
             try h1.vtep().mac == mac && h1.hasExactly(peers)

@@ -94,7 +94,7 @@ final class EtcdDaemonTests: XCTestCase {
             let (sent, received) = try loop.wait()
             XCTAssertEqual(received, sent, "\(loop.name): lost \(sent - received) during the outage")
         }
-        let expected = try [h1, h2].map(w.expectedPeer)
+        let expected = try [h1, h2].map { try w.expectedPeer($0) }
         for h in [h1, h2] {
             let other = expected.first { $0.publicIP != h.publicIP }!
             try eventually("host \(h.index) without the dead host", timeout: 15) { try h.hasExactly([other]) }

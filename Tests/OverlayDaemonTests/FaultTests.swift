@@ -53,7 +53,7 @@ final class FaultTests: XCTestCase {
         }
         let expiry = killedAt.addingTimeInterval(Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18)
         let survivors = Array(w.hosts.prefix(2))
-        let expected = try survivors.map(w.expectedPeer)
+        let expected = try survivors.map { try w.expectedPeer($0) }
         for h in survivors {
             let other = expected.first { $0.publicIP != h.publicIP }!
             try eventually("host \(h.index) without the expired peer", timeout: 8) { try h.hasExactly([other]) }

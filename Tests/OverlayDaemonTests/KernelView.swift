@@ -61,15 +61,15 @@ extension DaemonHost {
 
     /// Whether the kernel holds exactly these peers' entries on flannel.1 (nothing missing,
     /// nothing stale, and no route of the overlay beyond them).
-    func hasExactly(_ peers: [ExpectedPeer]) throws -> Bool {
-        let neighbours = try neighbours(), fdb = try fdb(), routes = try routes()
+    func hasExactly(_ peers: [ExpectedPeer], device: String = "flannel.1") throws -> Bool {
+        let neighbours = try neighbours(device), fdb = try fdb(device), routes = try routes()
         for p in peers {
             let gateway = "\(p.subnet.networkAddress)"
             guard neighbours[gateway] == p.mac, fdb[p.mac] == "\(p.publicIP)" else { return false }
-            guard let r = routes["\(p.subnet)"], r["gateway"] as? String == gateway, r["dev"] as? String == "flannel.1",
+            guard let r = routes["\(p.subnet)"], r["gateway"] as? String == gateway, r["dev"] as? String == device,
                   (r["flags"] as? [String])?.contains("onlink") == true else { return false }
         }
-        let overlayRoutes = routes.filter { ($0.value["dev"] as? String) == "flannel.1" }
+        let overlayRoutes = routes.filter { ($0.value["dev"] as? String) == device }
         return neighbours.count == peers.count && fdb.count == peers.count && overlayRoutes.count == peers.count
     }
 
@@ -79,17 +79,17 @@ extension DaemonHost {
 
 extension DaemonWorld {
     /// What every other host's kernel must hold for `host`, from its subnet.env and device.
-    func expectedPeer(_ host: DaemonHost) throws -> ExpectedPeer {
-        ExpectedPeer(subnet: try host.subnet(), publicIP: host.publicIP, mac: try host.vtep().mac)
+    func expectedPeer(_ host: DaemonHost, device: String = "flannel.1") throws -> ExpectedPeer {
+        ExpectedPeer(subnet: try host.subnet(), publicIP: host.publicIP, mac: try host.vtep(device).mac)
     }
 
     /// Waits until every host holds exactly the entries of every other running host.
-    func waitForFullMesh(_ hosts: [DaemonHost]? = nil, timeout: Double = 5) throws {
+    func waitForFullMesh(_ hosts: [DaemonHost]? = nil, device: String = "flannel.1", timeout: Double = 5) throws {
         let members = hosts ?? self.hosts
-        let expected = try Dictionary(uniqueKeysWithValues: members.map { ($0.index, try expectedPeer($0)) })
+        let expected = try Dictionary(uniqueKeysWithValues: members.map { ($0.index, try expectedPeer($0, device: device)) })
         for h in members {
             let peers = members.filter { $0.index != h.index }.map { expected[$0.index]! }
-            try eventually("host \(h.index) holding \(peers)", timeout: timeout) { try h.hasExactly(peers) }
+            try eventually("host \(h.index) holding \(peers) on \(device)", timeout: timeout) { try h.hasExactly(peers, device: device) }
         }
     }
 
