@@ -119,4 +119,39 @@ final class FaultTests: XCTestCase {
         try w.waitUntilReady([h3])
         try w.waitForFullMesh()
     }
+
+    /// A daemon cut off longer than its TTL (stopped) finds, when it comes back, that another
+    /// host took its expired subnet meanwhile: it leaves that subnet to the other host, leases
+    /// another one and moves its device and subnet.env there.
+    func testADaemonBackFromALongGapNeverTakesASubnetAnotherHostHolds() throws {
+        let w = try DaemonWorld(self, hosts: 3)
+        try w.putConfig(basicConfig)
+        let (h1, h2, h3) = (w.hosts[0], w.hosts[1], w.hosts[2])
+        let ttl = ["--subnet-lease-ttl", "2s"]
+        try w.startAll(ttl)   // h3 too, to be stopped: it joins later
+        h3.daemon?.killNow()
+        try w.waitUntilReady([h1, h2])
+        let lost = try h1.subnet()
+        h1.daemon?.signal(SIGSTOP)
+        let key = StoreLayout().leaseKey(SubnetKey(ipv4: lost))
+        try eventually("the stopped host's lease expired", timeout: 6) {
+            try w.withEmbeddedStore { store in try await store.get(key) } == nil
+        }
+        // A new host whose previous subnet.env names that subnet takes it.
+        try "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=\(lost.networkAddress.next!)/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"
+            .write(toFile: h3.subnetFile, atomically: true, encoding: .utf8)
+        try h3.start(w.storeArguments + ttl + ["--iface", "eth0"])
+        try w.waitUntilReady([h3])
+        XCTAssertEqual(try h3.subnet(), lost)
+        h1.daemon?.signal(SIGCONT)
+        try eventually("host 1 on another subnet", timeout: 8) { try h1.subnet() != lost }
+        XCTAssertEqual(try h3.subnet(), lost, "the subnet stays with the host that holds it")
+        try w.waitUntilReady()
+        XCTAssertEqual(try h1.vtepAddresses(), ["\(try h1.subnet().networkAddress)/32"], "the device moved too")
+        XCTAssertEqual(Set(try w.leases().keys).count, 3)
+        try w.waitForFullMesh()
+        try w.addPodAddresses()
+        XCTAssertTrue(try w.ping(h3, h1).ok)
+        XCTAssertTrue(h1.log.contains("lost the lease"), String(h1.log.suffix(3000)))
+    }
 }
