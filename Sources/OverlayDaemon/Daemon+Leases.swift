@@ -186,7 +186,8 @@ extension Daemon {
     }
 
     /// Our lease value: flannel's fields, the VTEP MAC read back from our previous lease when
-    /// there is one (peers know it already), else derived from the seed.
+    /// there is one (peers know it already), else the running device's, else derived from
+    /// the seed.
     func leaseAttributes(_ subnets: SubnetKey, _ config: NetworkConfig,
                          readingBack previous: Lease?) throws -> LeaseAttributes {
         guard let underlay else { throw UnderlayError(description: "no underlay yet") }
@@ -197,7 +198,7 @@ extension Daemon {
                                     + "for the \(family == .v4 ? "IPv4" : "IPv6") overlay")
             }
             // Our previous MAC stays, also under a new VNI: peers know it already.
-            if let old { return VXLANLeaseData(vni: vni, vtepMAC: old.vtepMAC) }
+            if let mac = old?.vtepMAC ?? vteps[family]?.config.mac { return VXLANLeaseData(vni: vni, vtepMAC: mac) }
             return VXLANLeaseData(vni: vni, vtepMAC: VTEPIdentity.mac(seed: seed, publicIP: publicIP, vni: vni, family: family))
         }
         let v4 = try subnets.ipv4.map { _ in try data(.v4, underlay.publicIP, previous?.attributes.backendData) }
