@@ -28,17 +28,23 @@ extension Daemon {
         let task = Task { await self.convergeRounds() }
         convergence = task
         await task.value
-        convergence = nil
     }
 
     @TaskLocal static var isConverging = false
 
+    /// Rounds until one ends with nothing asked meanwhile. The last check and the clearing
+    /// of `convergence` happen without a suspension between them, so a caller either sees
+    /// the task and gets its round, or sees none and starts one.
     private func convergeRounds() async {
-        await Self.$isConverging.withValue(true) {
-            repeat {
+        while true {
+            await Self.$isConverging.withValue(true) {
                 convergeAgain = false
                 await convergeOnce()
-            } while convergeAgain
+            }
+            if !convergeAgain {
+                convergence = nil
+                return
+            }
         }
     }
 
