@@ -27,7 +27,7 @@ extension Daemon {
                 programmed = true
                 health.set(problem: nil)
                 let names = devices.map { "\($0.name) mtu \($0.mtu)" }.joined(separator: ", ")
-                log.info("ready: \(held.subnets), device \(names), \(peerCount) peer(s), \(settings.subnetFile) written")
+                log.info("ready: \(held.subnets.cidrs()), device \(names), \(peerCount) peer(s), \(settings.subnetFile) written")
                 return true
             } catch {
                 guard holds(lease) else { return false }

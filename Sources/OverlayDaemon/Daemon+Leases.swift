@@ -51,7 +51,7 @@ extension Daemon {
     private func convergeOnce() async {
         while true {
             if let held, let config, !SubnetChooser(config: config).admits(held.subnets) {
-                log.info("our lease \(held.subnets) does not fit the network config; leasing again")
+                log.info("our lease \(held.subnets.cidrs()) does not fit the network config; leasing again")
                 self.held = nil
             }
             if held == nil { await acquireLease() }
@@ -136,7 +136,7 @@ extension Daemon {
             return try await claimExisting(lease, config)
         case .create(let subnets, let source, let replacing):
             if let replacing {
-                log.info("our lease \(replacing.subnets) no longer fits the config: replacing it")
+                log.info("our lease \(replacing.subnets.cidrs()) no longer fits the config: replacing it")
                 _ = try await store.delete(layout.leaseKey(replacing.subnets))
             }
             return try await claimNew(subnets, source: source, previousOwn: replacing, config)
@@ -151,7 +151,7 @@ extension Daemon {
                                             ifCreateRevision: lease.createRevision)
         guard case .updated = result else { return false }
         hold(key, lease.subnets, attributes, createRevision: lease.createRevision)
-        log.info("renewed our existing lease \(lease.subnets)")
+        log.info("renewed our existing lease \(lease.subnets.cidrs())")
         return true
     }
 
@@ -161,16 +161,16 @@ extension Daemon {
         let attributes = try leaseAttributes(subnets, config, readingBack: previousOwn)
         switch try await store.create(key, text: attributes.json, ttl: settings.leaseTTL) {
         case .exists(let holder):
-            log.info("subnet \(subnets) was taken meanwhile (created at revision \(holder.createRevision)); choosing again")
+            log.info("subnet \(subnets.cidrs()) was taken meanwhile (created at revision \(holder.createRevision)); choosing again")
             return false
         case .created(let revision):
             if try await isOutranked(subnets, createRevision: revision) {
-                log.info("subnet \(subnets) overlaps an older lease; giving it up and choosing again")
+                log.info("subnet \(subnets.cidrs()) overlaps an older lease; giving it up and choosing again")
                 _ = try await store.delete(key)
                 return false
             }
             hold(key, subnets, attributes, createRevision: revision)
-            log.info("leased \(subnets) (\(source == .previous ? "the subnet of the previous subnet.env" : "a free subnet"))")
+            log.info("leased \(subnets.cidrs()) (\(source == .previous ? "the subnet of the previous subnet.env" : "a free subnet"))")
             return true
         }
     }
@@ -240,7 +240,7 @@ extension Daemon {
         guard held == lease else { return }
         if renewed {
             held?.renewedAt = .now
-            log.debug("renewed the lease \(lease.subnets)")
+            log.debug("renewed the lease \(lease.subnets.cidrs())")
         } else {
             await leaseLost("it expired before it could be renewed")
         }
@@ -250,10 +250,10 @@ extension Daemon {
     /// program the kernel for it. The kernel keeps the old state meanwhile.
     func leaseLost(_ reason: String) async {
         guard let lease = held else { return }
-        log.warning("lost the lease \(lease.subnets): \(reason); acquiring a lease again")
+        log.warning("lost the lease \(lease.subnets.cidrs()): \(reason); acquiring a lease again")
         held = nil
         programmed = false
-        health.set(problem: "lease \(lease.subnets) lost; acquiring again")
+        health.set(problem: "lease \(lease.subnets.cidrs()) lost; acquiring again")
         await converge()
     }
 }

@@ -90,7 +90,7 @@ extension Daemon {
             return
         }
         guard let old else { return }
-        log.info("peer \(old.subnets) at \(old.attributes.publicIP.map { "\($0)" } ?? "-") \(event.kind == .expired ? "expired" : "left")")
+        log.info("peer \(old.subnets.cidrs()) at \(old.attributes.publicIP.map { "\($0)" } ?? "-") \(event.kind == .expired ? "expired" : "left")")
         for (family, peer) in peers(of: old) {
             guard let vtep = vteps[family] else { continue }
             report("remove peer \(peer)", kernel.submit { try vtep.removePeer(peer) })
@@ -111,13 +111,13 @@ extension Daemon {
         if old != nil {
             // A peer whose MAC or address changed: its old FDB entry must go too, which only a
             // reconcile against every peer does without touching its route.
-            log.info("peer \(lease.subnets) changed; reconciling")
+            log.info("peer \(lease.subnets.cidrs()) changed; reconciling")
             await checkKernel(reconcilingAll: true)
             return
         }
-        log.info("peer \(lease.subnets) at \(lease.attributes.publicIP.map { "\($0)" } ?? "-") joined")
+        log.info("peer \(lease.subnets.cidrs()) at \(lease.attributes.publicIP.map { "\($0)" } ?? "-") joined")
         guard !SubnetChooser.isOutranked(lease, among: Array(leases.values)) else {
-            log.warning("peer \(lease.subnets) overlaps an older lease; left out")
+            log.warning("peer \(lease.subnets.cidrs()) overlaps an older lease; left out")
             return
         }
         for (family, peer) in peers(of: lease) {

@@ -143,7 +143,7 @@ public actor Daemon {
                 try await renew(lease)
                 backoff.reset()
             } catch {
-                log.warning("renewing the lease \(lease.subnets) failed: \(error); retrying")
+                log.warning("renewing the lease \(lease.subnets.cidrs()) failed: \(error); retrying")
                 await pause(backoff.next())
             }
         }
@@ -194,4 +194,11 @@ struct Backoff: Sendable {
     }
 
     mutating func reset() { current = nil }
+}
+
+extension SubnetKey {
+    /// The subnets in CIDR notation ("10.244.3.0/24", dual stack "10.244.3.0/24 fd10:244:0:3::/64").
+    func cidrs(separator: String = " ") -> String {
+        [ipv4, ipv6].compactMap { $0.map { "\($0)" } }.joined(separator: separator)
+    }
 }

@@ -8,11 +8,12 @@
 /// One flag the daemon or its subcommands accept.
 public struct FlagSpec: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
-        /// Takes a value.
+        /// Takes a value (given several times where the flag repeats).
         case option
-        /// Takes a value and may be given several times (from the environment: a
-        /// comma-separated list).
-        case repeatable
+        /// Takes a value and may be given several times; from the environment, a
+        /// comma-separated list (interface names and addresses hold no comma; regular
+        /// expressions may, so `iface-regex` is an `option`).
+        case list
         /// On or off; from the environment or `--flag=VALUE`, a Go boolean.
         case flag
     }
@@ -51,7 +52,7 @@ public enum FlagEnvironment {
 
     /// The daemon's own flags besides the store's.
     public static let daemonFlags: [FlagSpec] = [
-        FlagSpec("iface", .repeatable), FlagSpec("iface-regex", .repeatable), FlagSpec("public-ip"),
+        FlagSpec("iface", .list), FlagSpec("iface-regex"), FlagSpec("public-ip"),
         FlagSpec("public-ipv6"), FlagSpec("subnet-file"), FlagSpec("ip-masq", .flag),
         FlagSpec("subnet-lease-renew-margin"), FlagSpec("subnet-lease-ttl"), FlagSpec("healthz-ip"),
         FlagSpec("healthz-port"), FlagSpec("state-dir"),
@@ -79,7 +80,7 @@ public enum FlagEnvironment {
             switch spec.kind {
             case .option:
                 added += ["--\(spec.name)", value]
-            case .repeatable:
+            case .list:
                 for item in value.split(separator: ",") where !item.isEmpty { added += ["--\(spec.name)", String(item)] }
             case .flag:
                 guard let on = goBool(value) else {

@@ -49,7 +49,7 @@ public enum StoreCommands {
         for entry in listing.entries {
             guard let subnets = layout.subnets(ofKey: entry.key) else { continue }
             let ttl = try await store.timeToLive(entry.key)
-            let subnetText = [subnets.ipv4, subnets.ipv6].compactMap { $0.map { "\($0)" } }.joined(separator: " ")
+            let subnetText = subnets.cidrs()
             do {
                 guard let lease = try Lease(entry, layout: layout) else { continue }
                 let a = lease.attributes

@@ -15,14 +15,17 @@ import XCTest
 final class FlagTests: XCTestCase {
     func testEnvironmentFillsFlagsTheCommandLineLeftOut() throws {
         let env = ["FLANNELD_ETCD_ENDPOINTS": "http://a:2379,http://b:2379", "FLANNELD_IFACE": "eth1,192.0.2.1",
-                   "FLANNELD_IP_MASQ": "true", "FLANNELD_SUBNET_FILE": "/env/subnet.env", "UNRELATED": "x"]
+                   "FLANNELD_IFACE_REGEX": "^10\\.[0-9]{1,3}\\.", "FLANNELD_IP_MASQ": "true",
+                   "FLANNELD_SUBNET_FILE": "/env/subnet.env", "UNRELATED": "x"]
         let merged = try FlagEnvironment.merge(["--subnet-file", "/cli/subnet.env"], environment: env)
         XCTAssertEqual(merged, ["--subnet-file", "/cli/subnet.env", "--etcd-endpoints", "http://a:2379,http://b:2379",
-                                "--iface", "eth1", "--iface", "192.0.2.1", "--ip-masq"])
+                                "--iface", "eth1", "--iface", "192.0.2.1", "--iface-regex", "^10\\.[0-9]{1,3}\\.",
+                                "--ip-masq"])
         let command = try OverlaydCommand.parseAsRoot(merged) as! OverlaydCommand
         let settings = try command.settings()
         XCTAssertEqual(settings.subnetFile, "/cli/subnet.env", "the command line wins")
         XCTAssertEqual(settings.underlay.interfaces, ["eth1", "192.0.2.1"])
+        XCTAssertEqual(settings.underlay.interfacePatterns, ["^10\\.[0-9]{1,3}\\."], "a regular expression keeps its commas")
         XCTAssertTrue(settings.ipMasq)
         XCTAssertEqual(settings.store.kind, .etcd)
         XCTAssertEqual(settings.store.etcd?.endpoints, ["http://a:2379", "http://b:2379"])
