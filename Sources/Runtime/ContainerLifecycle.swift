@@ -58,8 +58,10 @@ extension ContainerRuntime {
     /// For `run -d` and `start`: starts `reaperCommand` (which must end up calling
     /// `superviseUntilExit(name)`, e.g. `netlab __reap NAME`) detached from this process.
     public func startReaper(_ reaperCommand: [String]) throws {
-        try Subprocess.startDetached(reaperCommand[0], arguments: Array(reaperCommand.dropFirst()),
-                                     environment: ["PATH": Self.defaultPath])
+        var environment = ["PATH": Self.defaultPath]
+        // Where the state and the plugins are, when the caller named them this way.
+        for key in ["NETLAB_RUN_DIR", "NETLAB_CNI_PATH"] { environment[key] = Environment[key] }
+        try Subprocess.startDetached(reaperCommand[0], arguments: Array(reaperCommand.dropFirst()), environment: environment)
     }
 
     /// Whether a detached container needs a reaper: something to remove or release on exit.

@@ -221,13 +221,15 @@ public final class ContainerRuntime: @unchecked Sendable {
         // A `--rm` container is about to be removed by its reaper: writing its state now
         // would race with that removal.
         if !r.autoRemove {
-            // The saved state only caches this: when the write fails (the directory is being
-            // removed meanwhile), the next reader derives the same again.
-            _ = try? runDirectory.withLock(r.name) {
+            // The saved state only caches this: when the write fails, or someone holds the
+            // container's lock (this process too, around this call), the next reader derives
+            // the same again.
+            if let lock = try? FileLock.attempt(path: runDirectory.lockPath(r.name)) {
+                defer { lock.unlock() }
                 // Only over the state this was derived from: a `start` may have run meanwhile.
-                guard let now = try runDirectory.loadIfPresent(r.name), now.pid == record.pid,
-                      now.status == .running else { return }
-                try runDirectory.save(r)
+                if let now = try? runDirectory.loadIfPresent(r.name), now.pid == record.pid, now.status == .running {
+                    try? runDirectory.save(r)
+                }
             }
         }
         return r
@@ -280,8 +282,14 @@ public final class ContainerRuntime: @unchecked Sendable {
                 _ = waitGone(r, seconds: 10)
             }
         }
-        let stopped = try runDirectory.withLock(r.name) { try release(try refreshed(try runDirectory.load(r.name))) }
-        return (stopped ?? r, sharers)
+        // A `--rm` container's reaper may have removed it meanwhile: then it is gone, not stopped.
+        let stopped = try runDirectory.withLock(r.name) { () throws -> ContainerRecord? in
+            guard let now = try runDirectory.loadIfPresent(r.name), now.id == r.id else { return nil }
+            return try release(try refreshed(now))
+        }
+        var gone = r
+        gone.status = .exited
+        return ((stopped ?? nil) ?? gone, sharers)
     }
 
     /// Polls every `pollInterval` until the container's init is gone; false after `seconds`.
