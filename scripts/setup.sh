@@ -6,7 +6,7 @@ if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   pkg-config libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev   # build: the C libraries
-  iproute2 nftables iputils-ping netcat-openbsd tcpdump conntrack procps python3  # tests read state back with these
+  iproute2 nftables iputils-ping netcat-openbsd tcpdump conntrack procps python3 curl  # tests and doc examples read state back with these
   containernetworking-plugins  # the reference Go plugins: interop tests and benchmarks compare against them
 )
 missing=()
