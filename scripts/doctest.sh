@@ -25,11 +25,11 @@
 # space, trailing blanks and leading/trailing empty lines dropped, and these values replaced
 # by placeholders (so a doc may show a real value or the placeholder):
 #
-#   the page's run directory       <run dir>
+#   the page's run directory       <run dir>     the repository's root       <repo>
 #   64 hex digits (container IDs)  <id>          12 hex digits (short IDs)   <short id>
 #   MAC addresses                  <mac>         fe80:: addresses            fe80::<ll>
-#   veth names vethXXXXXXXX        veth<hash>    "@ifN" (peer ifindex)       @if<n>
-#   198.18.0.N (underlay)          198.18.0.<n>  "time=1.23 ms", "1.234 ms"  <t> ms
+#   veth names vethXXXXXXXX        veth<hash>    "@ifN" (peer ifindex)       @if<ifindex>
+#   198.18.0.N (underlay)          198.18.0.<host>   "time=1.23 ms", "1.234 ms"  <t> ms
 #   net:[4026532393]               net:[<inode>]
 #
 # In the docs' expected output only, `<n>` and `<pid>` match a number, `<any>` any text in
@@ -48,6 +48,8 @@ fi
 if [ "$#" -eq 0 ]; then
   set -- README.md $(find docs -name '*.md' | sort)
 fi
+# The pages get this shell's environment, not the one a python3 wrapper (pyenv) may set up.
+export DOCTEST_ENV_PATH=$PATH
 exec python3 - "$DOCTEST_BIN" "$@" <<'PY'
 import os, re, shutil, subprocess, sys, tempfile
 
@@ -111,11 +113,11 @@ def steps(path):
     return out
 
 def masked(text, run_dir):
-    text = text.replace(run_dir, '<run dir>')
+    text = text.replace(run_dir, '<run dir>').replace(os.getcwd(), '<repo>')
     for pattern, repl in [
         (r'\b[0-9a-f]{64}\b', '<id>'), (r'\b[0-9a-f]{12}\b', '<short id>'),
         (r'\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b', '<mac>'), (r'\bfe80::[0-9a-f:]+', 'fe80::<ll>'),
-        (r'\bveth[0-9a-f]{8}\b', 'veth<hash>'), (r'@if[0-9]+', '@if<n>'), (r'\b198\.18\.0\.[0-9]+', '198.18.0.<n>'),
+        (r'\bveth[0-9a-f]{8}\b', 'veth<hash>'), (r'@if[0-9]+', '@if<ifindex>'), (r'\b198\.18\.0\.[0-9]+', '198.18.0.<host>'),
         (r'time=[0-9.]+ ms', 'time=<t> ms'), (r'\b[0-9]+\.[0-9]+ ms\b', '<t> ms'), (r'net:\[[0-9]+\]', 'net:[<inode>]'),
     ]:
         text = re.sub(pattern, repl, text)
@@ -188,7 +190,8 @@ def run_page(path):
     work = tempfile.mkdtemp(prefix='doctest.')
     run_dir = os.path.join(work, 'run')
     os.mkdir(run_dir)
-    env = dict(os.environ, PATH=BIN + ':' + os.environ.get('PATH', ''), NETLAB_RUN_DIR=run_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith('PYENV')}
+    env.update(PATH=BIN + ':' + os.environ['DOCTEST_ENV_PATH'], NETLAB_RUN_DIR=run_dir)
     with open(os.path.join(work, 'page.sh'), 'w') as f:
         f.write(script(page_steps, work))
     problem = None
