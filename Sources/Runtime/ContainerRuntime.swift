@@ -244,7 +244,9 @@ public final class ContainerRuntime: @unchecked Sendable {
         try runDirectory.records()
             .map(refreshed)
             .filter { all || $0.status == .running }
-            .sorted { $0.created < $1.created }
+            // `created` has whole seconds on disk: within one second, the init's start time
+            // (clock ticks) orders them, and the name keeps the order stable.
+            .sorted { ($0.created, $0.pidStartTime ?? .max, $0.name) < ($1.created, $1.pidStartTime ?? .max, $1.name) }
     }
 
     public func logs(_ nameOrID: String) throws -> [UInt8] {
