@@ -12,6 +12,10 @@ let package = Package(
         .executable(name: "bridge", targets: ["bridge"]),
         .executable(name: "host-local", targets: ["host-local"]),
         .executable(name: "portmap", targets: ["portmap"]),
+        .executable(name: "firewall", targets: ["firewall"]),
+        .executable(name: "tuning", targets: ["tuning"]),
+        .executable(name: "macvlan", targets: ["macvlan"]),
+        .executable(name: "ipvlan", targets: ["ipvlan"]),
         .executable(name: "netlab", targets: ["netlab"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
@@ -19,6 +23,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The etcd v3 store's HTTP client (OverlayStores only; no plugin links it).
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // C libraries, one system library target each, and one shim for what Swift cannot import.
@@ -38,17 +46,42 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CNetlink", "NetTypes", "SystemKit"]),
         .target(name: "NFTables", dependencies: ["CNFTables", "NetTypes", "SystemKit"]),
         .target(name: "IPAM", dependencies: ["CNI", "NetTypes", "SystemKit"]),
+        // The kernel side of overlayd: the VXLAN device and per-peer neighbour/FDB/route entries.
+        .target(name: "OverlayKernel", dependencies: ["Netlink", "NFTables", "NetTypes", "SystemKit"]),
+
+        // The overlay's formats and rules, flannel's exactly: network config, lease keys and
+        // values, subnet.env, the subnet choice, and the lease-store protocol. Pure Swift; the
+        // flannel plugin links it, so FoundationEssentials at most.
+        .target(name: "Overlay", dependencies: ["NetTypes", "SystemKit"]),
+        // The lease stores behind that protocol: an embedded SQLite file and etcd v3 over its JSON
+        // gateway. Linked by overlayd and netlab only, never by a plugin.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "OverlayStores", dependencies: [
+            "Overlay", "CSQLite", "SystemKit",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
 
         // Plugin logic, one module per plugin; the executables are thin.
-        .target(name: "PluginKit", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
+        .target(name: "PluginKit", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit", "SystemKit"]),
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM", "NetTypes"]),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "Netlink", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
         .executableTarget(name: "loopback", dependencies: ["LoopbackPlugin"]),
         .executableTarget(name: "host-local", dependencies: ["HostLocalPlugin"]),
         .executableTarget(name: "bridge", dependencies: ["BridgePlugin"]),
         .executableTarget(name: "portmap", dependencies: ["PortmapPlugin"]),
+        .target(name: "FirewallPlugin", dependencies: ["CNI", "NFTables", "NetTypes", "PluginKit", "SystemKit"]),
+        .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit", "SystemKit"]),
+        .executableTarget(name: "firewall", dependencies: ["FirewallPlugin"]),
+        .executableTarget(name: "tuning", dependencies: ["TuningPlugin"]),
+        // Containers on the parent's segment: macvlan (own MAC) and ipvlan (the parent's MAC).
+        .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
+        .target(name: "IpvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
+        .executableTarget(name: "macvlan", dependencies: ["MacvlanPlugin"]),
+        .executableTarget(name: "ipvlan", dependencies: ["IpvlanPlugin"]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
@@ -63,6 +96,9 @@ let package = Package(
         // Micro benchmark of nftables map updates, in a private netns.
         .executableTarget(name: "nft-bench", dependencies: ["NFTables", "NetTypes", "SystemKit"]),
 
+        // Benchmark of OverlayKernel: 1,000 peers programmed and reconciled in a private netns.
+        .executableTarget(name: "overlay-bench", dependencies: ["OverlayKernel", "Netlink", "NetTypes", "SystemKit"]),
+
         // Benchmark driver: ADD/DEL latency of a conflist through CNIRuntime (scripts/bench-bridge.sh).
         .executableTarget(name: "cni-bench", dependencies: ["CNI", "SystemKit"]),
 
@@ -73,6 +109,8 @@ let package = Package(
         .executableTarget(name: "cni-run", dependencies: ["CNI", "SystemKit"]),
         // Stops for good between the write and the rename of an atomic file write; tests only.
         .executableTarget(name: "atomic-write-probe", dependencies: ["SystemKit"]),
+        // Used only by tests: races create-if-absent on an embedded store from another process.
+        .executableTarget(name: "lease-store-race", dependencies: ["OverlayStores", "Overlay"]),
 
         // Tests.
         .target(name: "TestSupport", dependencies: ["NetTypes", "SystemKit"], path: "Tests/TestSupport"),
@@ -86,5 +124,9 @@ let package = Package(
         .testTarget(name: "NetlabTests", dependencies: ["NetlabDemo", "TestSupport"]),
         // Hundreds of containers at once through the runtime, then nothing left.
         .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
+        .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
+        .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
+        .testTarget(name: "OverlayTests", dependencies: ["Overlay", "NetTypes", "SystemKit"]),
+        .testTarget(name: "OverlayStoresTests", dependencies: ["OverlayStores", "Overlay", "SystemKit", "TestSupport"]),
     ]
 )

@@ -109,9 +109,7 @@ public struct Bridge: CNIPlugin {
     private func addresses(_ c: AddContext, _ undo: inout Rollback) throws -> CNIResult {
         var result = CNIResult(cniVersion: c.request.cniVersion)
         if c.conf.hasIPAM {
-            let ipam = try IPAM.add(c.request)
-            undo.register("IPAM DEL") { [r = c.request] in try IPAM.del(r) }
-            guard !ipam.ips.isEmpty else { throw CNIError(code: .internal, msg: "bridge ADD: IPAM plugin returned no IP configuration") }
+            let ipam = try IPAMDelegate.allocate(c.request, &undo, plugin: "bridge")
             result.ips = ipam.ips
             result.routes = ipam.routes
             result.dns = ipam.dns
@@ -134,20 +132,12 @@ public struct Bridge: CNIPlugin {
 
     /// The container side: addresses, up, routes, the gateway's MAC.
     private func configureContainer(_ c: AddContext, _ index: Int32, _ result: CNIResult, bridgeMAC: MACAddress?) throws {
-        for ip in result.ips {
-            try c.container.addAddress(index, ip.address, broadcast: ip.address.broadcastAddress, noDAD: !c.conf.enableDAD)
-        }
-        try c.container.setUp(index)
-        for route in result.routes {
-            let gw = route.gw ?? result.ips.first { $0.address.family == route.dst.family }?.gateway
-            let rt = Route(destination: route.dst, gateway: gw, outputIndex: index, metric: route.priority.map { UInt32($0) })
-            do { try c.container.addRoute(rt) } catch let e as NetlinkError where e.isAlreadyExists {}
-        }
+        try ContainerInterface.configure(index, with: result, on: c.container, noDAD: !c.conf.enableDAD)
         guard c.conf.isGateway, let bridgeMAC else { return }
         // Known at once, so the first packet to the gateway is not held for ARP/NDP.
         for ip in result.ips {
             guard let gw = ip.gateway else { continue }
-            let n = Neighbour(index: index, family: gw.isV4 ? .v4 : .v6, ip: gw, mac: bridgeMAC, state: Self.neighbourReachable)
+            let n = Neighbour(index: index, family: gw.isV4 ? .v4 : .v6, ip: gw, mac: bridgeMAC, state: Neighbour.reachable)
             // Only saves the first ARP/NDP exchange: without the entry the kernel resolves the gateway itself.
             try? c.container.addNeighbour(n, mode: .replace)
         }
@@ -251,8 +241,6 @@ public struct Bridge: CNIPlugin {
     static let containerInterfaceIndex = 2
     /// The VLAN every bridge port starts in (removed with `preserveDefaultVlan: false`).
     static let defaultVLAN: UInt16 = 1
-    /// NUD_REACHABLE: the gateway's entry is valid now and revalidated by the kernel later.
-    static let neighbourReachable: UInt16 = 0x02
     /// The first octet's I/G bit (multicast) and U/L bit (locally administered).
     static let macMulticastBit: UInt8 = 0x01
     static let macLocallyAdministeredBit: UInt8 = 0x02

@@ -3,6 +3,7 @@
 
 import CNI
 import NetTypes
+import PluginKit
 
 /// One entry of `vlanTrunk`: a single `id`, or a `minID`…`maxID` range.
 public struct VLANTrunk: Decodable, Sendable, Hashable {
@@ -98,15 +99,7 @@ public struct BridgeConfig: PluginConfiguration, Sendable {
         portIsolation = raw.portIsolation ?? false
         hasIPAM = !(r.config.ipamType ?? "").isEmpty
 
-        var macText = r.config.runtimeConfig.mac
-        if macText == nil { macText = r.arg("MAC") }
-        if macText == nil { macText = r.config.args?["cni"]?["mac"]?.stringValue }
-        if let t = macText, !t.isEmpty {
-            guard let m = MACAddress(t), !m.isMulticast, !m.isZero else {
-                throw CNIError.invalidConfig("mac: invalid unicast MAC address \"\(t)\"")
-            }
-            mac = m
-        }
+        mac = try r.requestedMAC()
     }
 
     /// `ipMasqBackend`: absent or "nftables". "iptables", or anything else, is code 7: this

@@ -7,7 +7,8 @@
 //     set spoofchk_ports { type ifname }                    # host veths under check
 //     set spoofchk_allowed { type ifname . ether_addr }     # host veth . container MAC
 //     chain spoofchk { type filter hook prerouting priority -300; policy accept;
-//         iifname @spoofchk_ports iifname . ether saddr != @spoofchk_allowed drop }
+//         iifname @spoofchk_ports iifname . ether saddr != @spoofchk_allowed drop
+//             comment "netlab macspoofchk" }
 //   }
 //
 // Both elements of a container carry its `ElementOwner` comment: DEL and GC find them from
@@ -26,8 +27,11 @@ public enum SpoofCheck {
     public static let chain = Chain(table: table, name: "spoofchk", type: .filter, hook: .prerouting,
                                     priority: -300, policy: .accept)
 
+    /// The rule's comment: how the rule is found again (never by its printed text).
+    public static let ruleComment = "netlab macspoofchk"
+
     public static var rule: Rule {
-        Rule(chain: chain) {
+        Rule(chain: chain, comment: ruleComment) {
             $0.match(.iifname, inSet: ports.name)
                 .match([.iifname, .etherSaddr], inSet: allowed.name, negate: true)
                 .drop()
@@ -80,11 +84,11 @@ public enum SpoofCheck {
         }
     }
 
-    /// True when the spoofchk chain exists and holds the lookup rule.
+    /// True when the spoofchk chain exists and holds the lookup rule (found by its comment).
     public static func hasRule(_ sock: NFTSocket) throws -> Bool {
         let rules: [RuleInfo]
         do { rules = try sock.rules(chain: chain) } catch let e as NFTError where e.isNotFound { return false }
-        return rules.contains { $0.summary.contains("set \(allowed.name)") && $0.summary.contains("drop") }
+        return rules.contains { $0.comment == ruleComment }
     }
 
     /// The sets whose elements carry owner comments: DEL (even without the container's

@@ -25,7 +25,7 @@ extension Bridge {
         var steps: [@Sendable () throws -> Void] = []
         if !netnsIsGone(r.netns), let netns = r.netns {
             let ifName = r.ifName
-            steps.append { try Bridge.deleteContainerInterface(ifName, in: netns) }
+            steps.append { try ContainerInterface.delete(ifName, in: netns) }
         }
         let owner = ElementOwner(r)
         if conf.ipMasq {
@@ -38,22 +38,8 @@ extension Bridge {
                 try CNIError.mapping("remove macspoofchk elements") { try SpoofCheck.removeOwned(by: owner, NFTSocket()) }
             }
         }
-        if conf.hasIPAM { steps.append { try IPAM.del(r) } }
+        if conf.hasIPAM { steps.append { try IPAMDelegate.del(r) } }
         return steps
-    }
-
-    /// Deletes the container's interface (its veth peer goes with it). A netns or interface
-    /// that went away meanwhile is success.
-    static func deleteContainerInterface(_ ifName: String, in netns: String) throws {
-        do {
-            let ctr = try RouteSocket(namespace: netns)
-            guard let link = try ctr.link(named: ifName) else { return }
-            try ctr.deleteLink(link.index)
-        } catch let e as SystemError where e.isNamespaceGone || e.isNotFound {
-            return
-        } catch let e as SystemError {
-            throw CNIError(e, context: "delete \(ifName) in \(netns)")
-        }
     }
 
     /// CHECK: the container interface, its addresses and routes, the host veth on the bridge,
@@ -62,37 +48,20 @@ extension Bridge {
         let conf = try r.pluginConfig(BridgeConfig.self)
         let prev = try r.requirePrevResult()
         let netns = try r.requireNetns()
-        if conf.hasIPAM { try IPAM.check(r) }
+        if conf.hasIPAM { try IPAMDelegate.check(r) }
         try CNIError.mapping("bridge CHECK") {
             let host = try RouteSocket()
             let ctr = try RouteSocket(namespace: netns)
-            let (link, ctrIdx) = try checkContainerInterface(r, prev, ctr, netns: netns)
+            let (link, ctrIdx) = try ContainerInterface.expect(r.ifName, of: "veth", in: prev, on: ctr, netns: netns,
+                                                               context: "bridge CHECK")
             let hostVeth = try checkHostVeth(conf, prev, host)
             if conf.macSpoofCheck { try checkSpoofElements(conf, r, hostVeth: hostVeth, mac: link.mac) }
             if !conf.disableContainerInterface {
-                try checkAddressesAndRoutes(r, prev, ctr, link: link, resultIndex: ctrIdx, netns: netns)
+                try ContainerInterface.verifyAddressesAndRoutes(prev, resultIndex: ctrIdx, link: link, on: ctr,
+                                                                netns: netns, context: "bridge CHECK")
             }
             if conf.ipMasq { try checkMasquerade(conf, r, prev) }
         }
-    }
-
-    /// The container interface of `prevResult` exists in the netns, is a veth and has its MAC.
-    /// Returns the link and its index in `prevResult.interfaces`.
-    private func checkContainerInterface(_ r: CNIRequest, _ prev: CNIResult, _ ctr: RouteSocket,
-                                         netns: String) throws -> (Link, Int) {
-        guard let ctrIdx = prev.interfaces.firstIndex(where: { $0.name == r.ifName && $0.sandbox != nil }) else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: prevResult has no interface \(r.ifName) in a sandbox")
-        }
-        guard let link = try ctr.link(named: r.ifName) else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: container interface \(r.ifName) not found in \(netns)")
-        }
-        guard link.kind == "veth" else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: \(r.ifName) in \(netns) is \(link.kind ?? "not a veth"), expected veth")
-        }
-        if let m = prev.interfaces[ctrIdx].macAddress, link.mac != m {
-            throw CNIError(code: .internal, msg: "bridge CHECK: \(r.ifName) has MAC \(link.mac.map { "\($0)" } ?? "none"), expected \(m)")
-        }
-        return (link, ctrIdx)
     }
 
     /// The bridge exists and the host veth of `prevResult` (when it names one) is on it.
@@ -109,24 +78,6 @@ extension Bridge {
             throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) is not attached to \(conf.bridge)")
         }
         return hostIf.name
-    }
-
-    /// Every address of `prevResult` on the container interface, every route in the netns.
-    private func checkAddressesAndRoutes(_ r: CNIRequest, _ prev: CNIResult, _ ctr: RouteSocket, link: Link,
-                                         resultIndex: Int, netns: String) throws {
-        let have = Set(try ctr.addresses(index: link.index).map(\.address))
-        for ip in prev.ips where ip.interface == nil || ip.interface == resultIndex {
-            guard have.contains(ip.address) else {
-                throw CNIError(code: .internal, msg: "bridge CHECK: address \(ip.address) missing on \(r.ifName)")
-            }
-        }
-        let routes = try ctr.routes()
-        for rt in prev.routes {
-            let gw = rt.gw ?? prev.ips.first { $0.address.family == rt.dst.family }?.gateway
-            guard routes.contains(where: { $0.destination == rt.dst && (gw == nil || $0.gateway == gw) }) else {
-                throw CNIError(code: .internal, msg: "bridge CHECK: route \(rt.dst)\(gw.map { " via \($0)" } ?? "") missing in \(netns)")
-            }
-        }
     }
 
     /// The masquerade chains exist and every address of `prevResult` has its owned element.
@@ -147,13 +98,8 @@ extension Bridge {
 
     /// STATUS: ready when the IPAM plugin is; a missing IPAM binary is code 50.
     public func status(_ r: CNIRequest) throws {
-        let conf = try r.pluginConfig(BridgeConfig.self)
-        guard conf.hasIPAM, let t = r.config.ipamType else { return }
-        let result: Result<Void, any Error> = Result { try IPAM.status(r) }
-        guard case .failure(let err) = result else { return }
-        let e = CNIError.wrapping(err)
-        if e.code == .notAvailable || e.code == .notAvailableLimitedConnectivity { throw e }
-        throw CNIError(code: .notAvailable, msg: "bridge STATUS: IPAM plugin \(t) not available: \(e.msg)", details: e.details)
+        _ = try r.pluginConfig(BridgeConfig.self)
+        try IPAMDelegate.requireReady(r, plugin: "bridge")
     }
 
     /// GC: IPAM's GC, then masquerade and macspoofchk elements of this network whose owner
@@ -162,7 +108,7 @@ extension Bridge {
         let conf = try r.pluginConfig(BridgeConfig.self)
         var failures: [any Error] = []
         if conf.hasIPAM {
-            do { try IPAM.gc(r) } catch { failures.append(error) }
+            do { try IPAMDelegate.gc(r) } catch { failures.append(error) }
         }
         let isStale = ElementOwner.isStale(network: conf.network, valid: r.validAttachments)
         // Whatever `macspoofchk` says now: elements written while it was on are collected too.

@@ -69,8 +69,9 @@ func decodeElements(_ raw: [RawElement], of set: NFTSet) -> [SetElement] {
         return raw.map { SetElement(key: decodeParts($0.key, set.keyType), value: value($0), comment: commentFromTLV($0.userdata)) }
     }
     // Interval sets: pair every start with the smallest end above it.
-    let starts = raw.filter { $0.flags & 1 == 0 }
-    let ends = raw.filter { $0.flags & 1 != 0 }.compactMap { IPAddress(bytes: $0.key) }.sorted()
+    let intervalEnd = NFT_SET_ELEM_INTERVAL_END.rawValue
+    let starts = raw.filter { $0.flags & intervalEnd == 0 }
+    let ends = raw.filter { $0.flags & intervalEnd != 0 }.compactMap { IPAddress(bytes: $0.key) }.sorted()
     var out: [SetElement] = []
     for s in starts {
         guard let start = IPAddress(bytes: s.key) else { continue }

@@ -2,6 +2,8 @@
 // `nft --debug=netlink` shows; `RuleBuilder` composes them the way nft does.
 
 import CNFTables
+import SystemKit
+import Glibc
 
 /// A register: 0 is the verdict register, 1...4 the 16-byte registers, 8...23 the 4-byte ones.
 public typealias Register = UInt32
@@ -56,94 +58,89 @@ public enum Expression: Sendable, Hashable {
     case ct(key: UInt32, dreg: Register)
 }
 
-// Encoding into libnftnl: the expression object is owned by the rule it is added to.
+// Encoding into libnftnl: an expression is its libnftnl name and a list of attributes (plain
+// data, so it can be compared and tested), set on a new libnftnl expression that the rule it
+// is added to owns.
+
+/// One attribute of a libnftnl expression (NFTNL_EXPR_*).
+enum ExpressionAttribute: Hashable {
+    case u32(UInt16, UInt32)
+    case bytes(UInt16, [UInt8])
+    case string(UInt16, String)
+}
+
 extension Expression {
-    /// Allocates and fills the libnftnl expression; the caller adds it to a rule (which frees it).
-    func makeNftnl() -> OpaquePointer {
-        func new(_ name: String) -> OpaquePointer { nftnl_expr_alloc(name)! }
-        func bytes(_ e: OpaquePointer, _ attr: some BinaryInteger, _ b: [UInt8]) {
-            b.withUnsafeBytes { _ = nftnl_expr_set(e, UInt16(attr), $0.baseAddress, UInt32(b.count)) }
-        }
-        func u32(_ e: OpaquePointer, _ attr: some BinaryInteger, _ v: UInt32) { nftnl_expr_set_u32(e, UInt16(attr), v) }
+    /// libnftnl's name for the expression and its attributes; registers left nil are omitted.
+    var nftnlForm: (name: String, attributes: [ExpressionAttribute]) {
+        typealias A = ExpressionAttribute
+        func id(_ attribute: some BinaryInteger) -> UInt16 { UInt16(attribute) }
+        func optional(_ attribute: some BinaryInteger, _ value: UInt32?) -> [A] { value.map { [.u32(id(attribute), $0)] } ?? [] }
         switch self {
         case .payload(let base, let offset, let length, let dreg):
-            let e = new("payload")
-            u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg)
-            u32(e, NFTNL_EXPR_PAYLOAD_BASE, base.rawValue)
-            u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset)
-            u32(e, NFTNL_EXPR_PAYLOAD_LEN, length)
-            return e
+            return ("payload", [.u32(id(NFTNL_EXPR_PAYLOAD_DREG), dreg), .u32(id(NFTNL_EXPR_PAYLOAD_BASE), base.rawValue),
+                                .u32(id(NFTNL_EXPR_PAYLOAD_OFFSET), offset), .u32(id(NFTNL_EXPR_PAYLOAD_LEN), length)])
         case .meta(let key, let dreg):
-            let e = new("meta")
-            u32(e, NFTNL_EXPR_META_KEY, key.rawValue)
-            u32(e, NFTNL_EXPR_META_DREG, dreg)
-            return e
+            return ("meta", [.u32(id(NFTNL_EXPR_META_KEY), key.rawValue), .u32(id(NFTNL_EXPR_META_DREG), dreg)])
         case .metaSet(let key, let sreg):
-            let e = new("meta")
-            u32(e, NFTNL_EXPR_META_KEY, key.rawValue)
-            u32(e, NFTNL_EXPR_META_SREG, sreg)
-            return e
+            return ("meta", [.u32(id(NFTNL_EXPR_META_KEY), key.rawValue), .u32(id(NFTNL_EXPR_META_SREG), sreg)])
         case .cmp(let op, let sreg, let data):
-            let e = new("cmp")
-            u32(e, NFTNL_EXPR_CMP_SREG, sreg)
-            u32(e, NFTNL_EXPR_CMP_OP, op.rawValue)
-            bytes(e, NFTNL_EXPR_CMP_DATA, data)
-            return e
+            return ("cmp", [.u32(id(NFTNL_EXPR_CMP_SREG), sreg), .u32(id(NFTNL_EXPR_CMP_OP), op.rawValue),
+                            .bytes(id(NFTNL_EXPR_CMP_DATA), data)])
         case .bitwise(let sreg, let dreg, let mask, let xor):
-            let e = new("bitwise")
-            u32(e, NFTNL_EXPR_BITWISE_SREG, sreg)
-            u32(e, NFTNL_EXPR_BITWISE_DREG, dreg)
-            u32(e, NFTNL_EXPR_BITWISE_LEN, UInt32(mask.count))
-            bytes(e, NFTNL_EXPR_BITWISE_MASK, mask)
-            bytes(e, NFTNL_EXPR_BITWISE_XOR, xor)
-            return e
+            return ("bitwise", [.u32(id(NFTNL_EXPR_BITWISE_SREG), sreg), .u32(id(NFTNL_EXPR_BITWISE_DREG), dreg),
+                                .u32(id(NFTNL_EXPR_BITWISE_LEN), UInt32(mask.count)),
+                                .bytes(id(NFTNL_EXPR_BITWISE_MASK), mask), .bytes(id(NFTNL_EXPR_BITWISE_XOR), xor)])
         case .lookup(let set, let sreg, let dreg, let invert):
-            let e = new("lookup")
-            nftnl_expr_set_str(e, UInt16(NFTNL_EXPR_LOOKUP_SET), set)
-            u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg)
-            if let dreg { u32(e, NFTNL_EXPR_LOOKUP_DREG, dreg) }
-            if invert { u32(e, NFTNL_EXPR_LOOKUP_FLAGS, 1) }  // NFT_LOOKUP_F_INV
-            return e
+            return ("lookup", [.string(id(NFTNL_EXPR_LOOKUP_SET), set), .u32(id(NFTNL_EXPR_LOOKUP_SREG), sreg)]
+                        + optional(NFTNL_EXPR_LOOKUP_DREG, dreg)
+                        + optional(NFTNL_EXPR_LOOKUP_FLAGS, invert ? NFT_LOOKUP_F_INV.rawValue : nil))
         case .immediate(let dreg, let data):
-            let e = new("immediate")
-            u32(e, NFTNL_EXPR_IMM_DREG, dreg)
-            bytes(e, NFTNL_EXPR_IMM_DATA, data)
-            return e
+            return ("immediate", [.u32(id(NFTNL_EXPR_IMM_DREG), dreg), .bytes(id(NFTNL_EXPR_IMM_DATA), data)])
         case .immediateVerdict(let v):
-            let e = new("immediate")
-            u32(e, NFTNL_EXPR_IMM_DREG, Registers.verdict)
-            u32(e, NFTNL_EXPR_IMM_VERDICT, UInt32(bitPattern: v.code))
-            if let c = v.chain { nftnl_expr_set_str(e, UInt16(NFTNL_EXPR_IMM_CHAIN), c) }
-            return e
+            return ("immediate", [.u32(id(NFTNL_EXPR_IMM_DREG), Registers.verdict),
+                                  .u32(id(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: v.code))]
+                        + (v.chain.map { [.string(id(NFTNL_EXPR_IMM_CHAIN), $0)] } ?? []))
         case .nat(let type, let family, let addrMin, let addrMax, let protoMin, let protoMax, let flags):
-            let e = new("nat")
-            u32(e, NFTNL_EXPR_NAT_TYPE, type.rawValue)
-            u32(e, NFTNL_EXPR_NAT_FAMILY, UInt32(family))
-            if let addrMin { u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, addrMin) }
-            if let addrMax { u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, addrMax) }
-            if let protoMin { u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, protoMin) }
-            if let protoMax { u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, protoMax) }
-            if flags != 0 { u32(e, NFTNL_EXPR_NAT_FLAGS, flags) }
-            return e
+            return ("nat", [.u32(id(NFTNL_EXPR_NAT_TYPE), type.rawValue), .u32(id(NFTNL_EXPR_NAT_FAMILY), UInt32(family))]
+                        + optional(NFTNL_EXPR_NAT_REG_ADDR_MIN, addrMin) + optional(NFTNL_EXPR_NAT_REG_ADDR_MAX, addrMax)
+                        + optional(NFTNL_EXPR_NAT_REG_PROTO_MIN, protoMin) + optional(NFTNL_EXPR_NAT_REG_PROTO_MAX, protoMax)
+                        + optional(NFTNL_EXPR_NAT_FLAGS, flags == 0 ? nil : flags))
         case .masquerade(let protoMin, let protoMax, let flags):
-            let e = new("masq")
-            if let protoMin { u32(e, NFTNL_EXPR_MASQ_REG_PROTO_MIN, protoMin) }
-            if let protoMax { u32(e, NFTNL_EXPR_MASQ_REG_PROTO_MAX, protoMax) }
-            if flags != 0 { u32(e, NFTNL_EXPR_MASQ_FLAGS, flags) }
-            return e
+            return ("masq", optional(NFTNL_EXPR_MASQ_REG_PROTO_MIN, protoMin) + optional(NFTNL_EXPR_MASQ_REG_PROTO_MAX, protoMax)
+                        + optional(NFTNL_EXPR_MASQ_FLAGS, flags == 0 ? nil : flags))
         case .counter:
-            return new("counter")
+            return ("counter", [])
         case .fib(let flags, let result, let dreg):
-            let e = new("fib")
-            u32(e, NFTNL_EXPR_FIB_FLAGS, flags)
-            u32(e, NFTNL_EXPR_FIB_RESULT, result)
-            u32(e, NFTNL_EXPR_FIB_DREG, dreg)
-            return e
+            return ("fib", [.u32(id(NFTNL_EXPR_FIB_FLAGS), flags), .u32(id(NFTNL_EXPR_FIB_RESULT), result),
+                            .u32(id(NFTNL_EXPR_FIB_DREG), dreg)])
         case .ct(let key, let dreg):
-            let e = new("ct")
-            u32(e, NFTNL_EXPR_CT_KEY, key)
-            u32(e, NFTNL_EXPR_CT_DREG, dreg)
-            return e
+            return ("ct", [.u32(id(NFTNL_EXPR_CT_KEY), key), .u32(id(NFTNL_EXPR_CT_DREG), dreg)])
+        }
+    }
+
+    /// Allocates and fills the libnftnl expression; the caller adds it to a rule (which frees it).
+    func makeNftnl() throws(SystemError) -> OpaquePointer {
+        let (name, attributes) = nftnlForm
+        guard let e = nftnl_expr_alloc(name) else {
+            throw .nft(operation: "build message", object: "\(name) expression", errno: ENOMEM)
+        }
+        do {
+            for attribute in attributes { try Expression.set(attribute, on: e, name) }
+        } catch {
+            nftnl_expr_free(e)
+            throw error
+        }
+        return e
+    }
+
+    private static func set(_ attribute: ExpressionAttribute, on e: OpaquePointer, _ name: String) throws(SystemError) {
+        switch attribute {
+        case .u32(let id, let v):
+            nftnl_expr_set_u32(e, id, v)
+        case .bytes(let id, let b):
+            try setBytes(b, "\(name) attribute \(id)") { nftnl_expr_set(e, id, $0, $1) }
+        case .string(let id, let s):
+            try checkSet(nftnl_expr_set_str(e, id, s), "\(name) attribute \(id)")
         }
     }
 }

@@ -1,6 +1,8 @@
 // Conntrack status matches, as `nft --debug=netlink add rule … ct status dnat …` generates
 // them: `[ ct load status => reg 1 ] [ bitwise reg 1 = (reg 1 & 0x20) ^ 0 ] [ cmp neq reg 1 0 ]`.
 
+import CNFTables
+
 /// Conntrack status bits (IPS_*) for `ct status`.
 public struct CTStatus: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
@@ -16,9 +18,7 @@ public struct CTStatus: OptionSet, Sendable, Hashable {
 extension RuleBuilder {
     /// `ct status s1,s2` (any of the bits set), e.g. `ct status dnat`.
     public func ctStatus(_ status: CTStatus) -> RuleBuilder {
-        // NFT_CT_STATUS = 2 (STATE 0, DIRECTION 1)
-        expression(.ct(key: 2, dreg: 1))
-            .expression(.bitwise(sreg: 1, dreg: 1, mask: le32(status.rawValue), xor: le32(0)))
-            .expression(.cmp(.neq, sreg: 1, data: le32(0)))
+        RuleBuilder.anyBitSet(.ct(key: NFT_CT_STATUS.rawValue, dreg: 1), status.rawValue)
+            .reduce(self) { $0.expression($1) }
     }
 }

@@ -1,6 +1,7 @@
 // A rule builder that emits the expression sequences nft itself generates (compare with
 // `nft --debug=netlink add rule …`), so `nft list ruleset` shows our rules in nft's own words.
 
+import CNFTables
 import NetTypes
 
 /// A packet field a rule can match on or use as part of a set/map key.
@@ -93,7 +94,7 @@ public struct RuleBuilder: Sendable, Hashable {
         for f in fields {
             guard let af = f.addressFamily, !c.nfprotoChecked.contains(af) else { continue }
             c.nfprotoChecked.insert(af)
-            c.expressions += [.meta(.nfproto, dreg: 1), .cmp(.eq, sreg: 1, data: [af == .v4 ? 2 : 10])]
+            c.expressions += [.meta(.nfproto, dreg: 1), .cmp(.eq, sreg: 1, data: [af.nfproto])]
         }
         return c
     }
@@ -135,6 +136,21 @@ public struct RuleBuilder: Sendable, Hashable {
     /// `field != value`
     public func match(_ field: Field, not value: KeyPart) -> RuleBuilder { match(field, value, .neq) }
 
+    /// `meta nfproto ipv4` / `meta nfproto ipv6`: only packets of that family (address
+    /// matches that follow need no check of their own).
+    public func match(family: IPAddress.Family) -> RuleBuilder {
+        var c = adding([.meta(.nfproto, dreg: 1), .cmp(.eq, sreg: 1, data: [family.nfproto])])
+        c.nfprotoChecked.insert(family)
+        return c
+    }
+
+    /// `meta mark and BITS == BITS`: every bit of `bits` is set in the packet's mark.
+    public func matchMark(allOf bits: UInt32) -> RuleBuilder {
+        adding([.meta(.mark, dreg: 1),
+                .bitwise(sreg: 1, dreg: 1, mask: le32(bits), xor: le32(0)),
+                .cmp(.eq, sreg: 1, data: le32(bits))])
+    }
+
     /// `a . b . c @set` (or `!= @set` with `negate`).
     public func match(_ fields: [Field], inSet set: String, negate: Bool = false) -> RuleBuilder {
         let (loads, _) = RuleBuilder.loadConcatenation(fields)
@@ -153,15 +169,20 @@ public struct RuleBuilder: Sendable, Hashable {
 
     /// `ct state s1,s2` (any of the states).
     public func ctState(_ states: CTState) -> RuleBuilder {
-        adding([.ct(key: 0, dreg: 1),
-                .bitwise(sreg: 1, dreg: 1, mask: le32(states.rawValue), xor: le32(0)),
-                .cmp(.neq, sreg: 1, data: le32(0))])
+        adding(RuleBuilder.anyBitSet(.ct(key: NFT_CT_STATE.rawValue, dreg: 1), states.rawValue))
+    }
+
+    /// Loads a 32-bit value and tests it against `bits`: `[load] & bits != 0`, as nft
+    /// encodes flag matches (`ct state`, `ct status`).
+    static func anyBitSet(_ load: Expression, _ bits: UInt32) -> [Expression] {
+        [load, .bitwise(sreg: 1, dreg: 1, mask: le32(bits), xor: le32(0)), .cmp(.neq, sreg: 1, data: le32(0))]
     }
 
     /// `fib daddr type local`
     public func fibDaddrTypeLocal() -> RuleBuilder {
-        // NFTA_FIB_F_DADDR, NFT_FIB_RESULT_ADDRTYPE, RTN_LOCAL
-        adding([.fib(flags: 2, result: 3, dreg: 1), .cmp(.eq, sreg: 1, data: le32(2))])
+        let routeTypeLocal: UInt32 = 2  // RTN_LOCAL
+        return adding([.fib(flags: NFTA_FIB_F_DADDR.rawValue, result: NFT_FIB_RESULT_ADDRTYPE.rawValue, dreg: 1),
+                       .cmp(.eq, sreg: 1, data: le32(routeTypeLocal))])
     }
 
     // MARK: statements
@@ -169,6 +190,14 @@ public struct RuleBuilder: Sendable, Hashable {
     /// `meta mark set VALUE`
     public func setMark(_ mark: UInt32) -> RuleBuilder {
         adding([.immediate(dreg: 1, data: le32(mark)), .metaSet(.mark, sreg: 1)])
+    }
+
+    /// `meta mark set meta mark or BITS`: the packet's mark keeps its bits and gains `bits`
+    /// (nft's encoding: load, `(mark & ~BITS) ^ BITS`, set).
+    public func setMark(or bits: UInt32) -> RuleBuilder {
+        adding([.meta(.mark, dreg: 1),
+                .bitwise(sreg: 1, dreg: 1, mask: le32(~bits), xor: le32(bits)),
+                .metaSet(.mark, sreg: 1)])
     }
 
     public func counter() -> RuleBuilder { adding([.counter]) }
@@ -193,9 +222,9 @@ public struct RuleBuilder: Sendable, Hashable {
     private func nat(_ type: NATType, _ address: IPAddress, _ port: UInt16?) -> RuleBuilder {
         var exprs: [Expression] = [.immediate(dreg: 1, data: address.bytes)]
         if let port { exprs.append(.immediate(dreg: 2, data: be16(port))) }
-        exprs.append(.nat(type, family: address.isV4 ? 2 : 10, addrMin: 1, addrMax: nil,
+        exprs.append(.nat(type, family: address.family.nfproto, addrMin: 1, addrMax: nil,
                           protoMin: port == nil ? nil : 2, protoMax: nil,
-                          flags: port == nil ? 0 : 0x2))  // NF_NAT_RANGE_PROTO_SPECIFIED
+                          flags: port == nil ? 0 : NATFlag.protoSpecified))
         return adding(exprs)
     }
 
@@ -211,8 +240,9 @@ public struct RuleBuilder: Sendable, Hashable {
         let ranged = key.contains { $0.addressFamily != nil }
         return withDependencies(key).adding(loads + [
             .lookup(set: map, sreg: 1, dreg: 1, invert: false),
-            .nat(.dnat, family: family == .v4 ? 2 : 10, addrMin: 1, addrMax: ranged ? 1 : nil,
-                 protoMin: proto, protoMax: ranged ? proto : nil, flags: ranged ? 0x3 : 0),
+            .nat(.dnat, family: family.nfproto, addrMin: 1, addrMax: ranged ? 1 : nil,
+                 protoMin: proto, protoMax: ranged ? proto : nil,
+                 flags: ranged ? NATFlag.mapIPs | NATFlag.protoSpecified : 0),
         ])
     }
 
@@ -221,17 +251,29 @@ public struct RuleBuilder: Sendable, Hashable {
         guard let ports else { return adding([.masquerade(protoMin: nil, protoMax: nil, flags: 0)]) }
         return adding([.immediate(dreg: 1, data: be16(ports.lowerBound)),
                        .immediate(dreg: 2, data: be16(ports.upperBound)),
-                       .masquerade(protoMin: 1, protoMax: 2, flags: 0x2)])
+                       .masquerade(protoMin: 1, protoMax: 2, flags: NATFlag.protoSpecified)])
     }
 
     /// Appends a raw expression (for what the builder does not cover).
     public func expression(_ e: Expression) -> RuleBuilder { adding([e]) }
 }
 
-func le32(_ v: UInt32) -> [UInt8] {
-    [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)]
+/// NF_NAT_RANGE_* flags of nat and masquerade expressions (linux/netfilter/nf_nat.h).
+enum NATFlag {
+    static let mapIPs: UInt32 = 0x1          // NF_NAT_RANGE_MAP_IPS
+    static let protoSpecified: UInt32 = 0x2  // NF_NAT_RANGE_PROTO_SPECIFIED
 }
-func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
+
+extension IPAddress.Family {
+    /// NFPROTO_IPV4 / NFPROTO_IPV6, what `meta nfproto` loads.
+    var nfproto: UInt8 { self == .v4 ? Family.ip.nfproto : Family.ip6.nfproto }
+}
+
+/// A 32-bit value as registers hold marks and flags: host byte order (little endian on the
+/// machines netlab supports).
+func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+/// A 16-bit value in network byte order (ports).
+func be16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
 
 extension KeyPart {
     /// The value's bytes as the kernel stores them (addresses and ports in network order,

@@ -300,6 +300,7 @@ public struct RuleInfo: Sendable, Hashable {
     public var comment: String?
     /// The raw rule userdata (TLVs in nft's format).
     public var userdata: [UInt8]
-    /// libnftnl's rendering of the expressions, as `nft --debug=netlink` prints them.
+    /// libnftnl's rendering of the expressions, as `nft --debug=netlink` prints them: for
+    /// people and test diagnostics. A rule is found by its handle or comment, never by this text.
     public var summary: String
 }

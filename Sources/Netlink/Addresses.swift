@@ -2,9 +2,8 @@
 
 import CNetlink
 import NetTypes
-#if canImport(Glibc)
+import SystemKit
 import Glibc
-#endif
 
 /// Address scopes (rtnetlink RT_SCOPE_*).
 public struct Scope: RawRepresentable, Hashable, Sendable {
@@ -24,8 +23,10 @@ public struct InterfaceAddress: Sendable, Hashable {
     public var address: CIDR
     public var broadcast: IPAddress?
     public var scope: Scope
-    /// IFA_F_* flags (IFA_F_NODAD = 0x02, IFA_F_PERMANENT = 0x80, IFA_F_TENTATIVE = 0x40).
+    /// IFA_F_* flags (see `isNoDAD`).
     public var flags: UInt32
+    /// IFA_F_NODAD: duplicate address detection is off for this (IPv6) address.
+    public var isNoDAD: Bool { flags & AddressFlag.noDAD != 0 }
     public var label: String?
     public var family: IPAddress.Family { address.family }
 }
@@ -44,19 +45,20 @@ extension RouteSocket {
 
     private func changeAddress(add: Bool, _ index: Int32, _ address: CIDR, broadcast: IPAddress?,
                                scope: Scope?, noDAD: Bool) throws {
-        guard let a = rtnl_addr_alloc() else { throw NetlinkError(operation: "add address", object: "\(address)", errno: ENOMEM) }
+        let op = add ? "add address" : "delete address", object = "\(address) on ifindex \(index)"
+        guard let a = rtnl_addr_alloc() else { throw NetlinkError(operation: op, object: object, errno: .noMemory) }
         defer { rtnl_addr_put(a) }
         rtnl_addr_set_ifindex(a, index)
         rtnl_addr_set_family(a, address.family.linuxAF)
-        guard let local = NLAddr(address.address, prefixLength: address.prefixLength) else {
-            throw NetlinkError(operation: "add address", object: "\(address)", errno: EINVAL)
-        }
-        _ = rtnl_addr_set_local(a, local.ptr)
+        let local = try NLAddr(address.address, prefixLength: address.prefixLength)
+        try checkSetter(op, object, "local") { local.pass { rtnl_addr_set_local(a, $0) } }
         rtnl_addr_set_prefixlen(a, Int32(address.prefixLength))
-        if let broadcast, let b = NLAddr(broadcast) { _ = rtnl_addr_set_broadcast(a, b.ptr) }
+        if let broadcast {
+            let b = try NLAddr(broadcast)
+            try checkSetter(op, object, "broadcast") { b.pass { rtnl_addr_set_broadcast(a, $0) } }
+        }
         if let scope { rtnl_addr_set_scope(a, Int32(scope.rawValue)) }
-        if noDAD { rtnl_addr_set_flags(a, 0x02) }                     // IFA_F_NODAD
-        let object = "\(address) on ifindex \(index)"
+        if noDAD { rtnl_addr_set_flags(a, AddressFlag.noDAD) }
         if add {
             try perform("add address", object) { rtnl_addr_add(sock, a, RTM.create | RTM.excl) }
         } else {
@@ -66,23 +68,16 @@ extension RouteSocket {
 
     /// Addresses of the namespace, optionally of one link and/or one family.
     public func addresses(index: Int32? = nil, family: IPAddress.Family? = nil) throws -> [InterfaceAddress] {
-        var cache: OpaquePointer?
-        try dump("list addresses", namespacePath ?? "current netns") {
-            cache = nil
-            return rtnl_addr_alloc_cache(sock, &cache)
-        }
-        var out: [InterfaceAddress] = []
-        forEach(cache) { a in
+        try list(.addresses, family: family?.linuxAF ?? AF_UNSPEC) { a in
             let idx = rtnl_addr_get_ifindex(a)
-            if let index, idx != index { return }
-            guard let local = cidr(rtnl_addr_get_local(a)) else { return }
-            if let family, local.family != family { return }
-            out.append(InterfaceAddress(
+            if let index, idx != index { return nil }
+            guard let local = cidr(rtnl_addr_get_local(a)) else { return nil }
+            if let family, local.family != family { return nil }
+            return InterfaceAddress(
                 index: idx, address: local, broadcast: ipAddress(rtnl_addr_get_broadcast(a)),
                 scope: Scope(rawValue: UInt8(truncatingIfNeeded: rtnl_addr_get_scope(a))),
                 flags: UInt32(truncatingIfNeeded: rtnl_addr_get_flags(a)),
-                label: rtnl_addr_get_label(a).map { String(cString: $0) }))
+                label: rtnl_addr_get_label(a).map { String(cString: $0) })
         }
-        return out
     }
 }

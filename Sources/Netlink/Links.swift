@@ -3,9 +3,8 @@
 
 import CNetlink
 import NetTypes
-#if canImport(Glibc)
+import SystemKit
 import Glibc
-#endif
 
 /// A network interface as the kernel reports it.
 public struct Link: Sendable, Hashable {
@@ -24,8 +23,8 @@ public struct Link: Sendable, Hashable {
     /// RFC 2863 operational state ("up", "down", "lowerlayerdown", "unknown", ...).
     public var operState: String
 
-    public var isUp: Bool { flags & 0x1 != 0 }                 // IFF_UP
-    public var isPromiscuous: Bool { flags & 0x100 != 0 }      // IFF_PROMISC
+    public var isUp: Bool { flags & InterfaceFlag.up != 0 }
+    public var isPromiscuous: Bool { flags & InterfaceFlag.promiscuous != 0 }
     /// For a veth, the ifindex of its peer (IFLA_LINK).
     public var peerIndex: Int32? { kind == "veth" ? linkIndex : nil }
 }
@@ -44,28 +43,16 @@ public struct VXLANSpec: Sendable {
     public var ttl: UInt8?
     public var mtu: UInt32?
     public var mac: MACAddress?
+    /// The Group-Based Policy extension (the kernel takes it only at creation).
+    public var gbp: Bool
 
     public init(name: String, vni: UInt32, local: IPAddress? = nil, remote: IPAddress? = nil,
                 underlayIndex: Int32? = nil, port: UInt16 = 4789, learning: Bool = false,
-                ttl: UInt8? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil) {
+                ttl: UInt8? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil, gbp: Bool = false) {
         self.name = name; self.vni = vni; self.local = local; self.remote = remote
         self.underlayIndex = underlayIndex; self.port = port; self.learning = learning
-        self.ttl = ttl; self.mtu = mtu; self.mac = mac
+        self.ttl = ttl; self.mtu = mtu; self.mac = mac; self.gbp = gbp
     }
-}
-
-// rtnetlink constants used in hand-built requests (linux/rtnetlink.h, linux/if_link.h).
-enum RTM {
-    static let newLink: Int32 = 16, delLink: Int32 = 17, setLink: Int32 = 19
-    static let create: Int32 = 0x400, excl: Int32 = 0x200, replace: Int32 = 0x100, append: Int32 = 0x800
-}
-enum IFLA {
-    static let address: Int32 = 1, ifname: Int32 = 3, mtu: Int32 = 4, master: Int32 = 10
-    static let protinfo: Int32 = 12, linkinfo: Int32 = 18, afSpec: Int32 = 26, netNSFD: Int32 = 28
-    static let infoKind: Int32 = 1, infoData: Int32 = 2
-    static let brVlanFiltering: Int32 = 7
-    static let brportMode: Int32 = 4, brportIsolated: Int32 = 33
-    static let bridgeVlanInfo: Int32 = 2
 }
 
 extension RouteSocket {
@@ -83,33 +70,24 @@ extension RouteSocket {
     /// The link called `name`; throws ENODEV when it is missing.
     public func requireLink(named name: String) throws -> Link {
         guard let l = try link(named: name) else {
-            throw NetlinkError(operation: "get link", object: name, errno: ENODEV)
+            throw NetlinkError(operation: "get link", object: name, errno: .noSuchDevice)
         }
         return l
     }
 
     private func getLink(index: Int32, name: String?) throws -> Link? {
         var out: OpaquePointer?
-        do {
-            try perform("get link", name ?? "ifindex \(index)") { rtnl_link_get_kernel(sock, index, name, &out) }
-        } catch let e as NetlinkError where e.isNotFound {
-            return nil
+        let found = try performIfPresent("get link", name ?? "ifindex \(index)") {
+            rtnl_link_get_kernel(sock, index, name, &out)
         }
-        guard let out else { return nil }
+        guard found, let out else { return nil }
         defer { rtnl_link_put(out) }
         return Link(out)
     }
 
     /// Every link of the socket's namespace.
     public func links() throws -> [Link] {
-        var result: [Link] = []
-        var cache: OpaquePointer?
-        try dump("list links", namespacePath ?? "current netns") {
-            cache = nil
-            return rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache)
-        }
-        forEach(cache) { result.append(Link($0)) }
-        return result
+        try list(.links, family: AF_UNSPEC) { Link($0) }
     }
 
     // MARK: creation
@@ -119,17 +97,17 @@ extension RouteSocket {
     /// so no interface ever appears, or is renamed, in this namespace.
     public func addVethPair(name: String, peerName: String, peerNamespace: NetworkNamespace? = nil,
                             mtu: UInt32? = nil, mac: MACAddress? = nil, peerMAC: MACAddress? = nil) throws {
-        guard let link = rtnl_link_veth_alloc() else { throw NetlinkError(operation: "add veth", object: name, errno: ENOMEM) }
+        guard let link = rtnl_link_veth_alloc() else { throw NetlinkError(operation: "add veth", object: name, errno: .noMemory) }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
-        guard let peer = rtnl_link_veth_get_peer(link) else { throw NetlinkError(operation: "add veth", object: name, errno: ENOMEM) }
+        guard let peer = rtnl_link_veth_get_peer(link) else { throw NetlinkError(operation: "add veth", object: name, errno: .noMemory) }
         defer { rtnl_link_put(peer) }
         rtnl_link_set_name(peer, peerName)
         if let mtu { rtnl_link_set_mtu(link, mtu); rtnl_link_set_mtu(peer, mtu) }
-        if let mac, let a = NLAddr(mac) { rtnl_link_set_addr(link, a.ptr) }
-        if let peerMAC, let a = NLAddr(peerMAC) { rtnl_link_set_addr(peer, a.ptr) }
+        if let mac { try NLAddr(mac).pass { rtnl_link_set_addr(link, $0) } }
+        if let peerMAC { try NLAddr(peerMAC).pass { rtnl_link_set_addr(peer, $0) } }
         if let ns = peerNamespace { rtnl_link_set_ns_fd(peer, ns.fd) }
-        _ = try withExtendedLifetime(peerNamespace) {
+        try withExtendedLifetime(peerNamespace) { () throws(SystemError) -> Void in
             try perform("add veth", "\(name) peer \(peerName)") {
                 rtnl_link_add(sock, link, RTM.create | RTM.excl)
             }
@@ -143,71 +121,84 @@ extension RouteSocket {
 
     /// RTM_NEWLINK for a bridge: IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS,
     /// IFLA_LINKINFO { KIND "bridge", DATA { IFLA_BR_VLAN_FILTERING } }.
-    static func bridgeRequest(name: String, mtu: UInt32?, mac: MACAddress?, vlanFiltering: Bool) -> NetlinkMessage {
-        let m = NetlinkMessage(type: RTM.newLink, flags: RTM.create | RTM.excl)
-        m.append(ifinfomsg())
-        m.put(IFLA.ifname, string: name)
-        if let mtu { m.put(IFLA.mtu, u32: mtu) }
-        if let mac { m.put(IFLA.address, bytes: mac.bytes) }
-        m.nest(IFLA.linkinfo) {
-            m.put(IFLA.infoKind, string: "bridge")
-            if vlanFiltering { m.nest(IFLA.infoData) { m.put(IFLA.brVlanFiltering, u8: 1) } }
+    static func bridgeRequest(name: String, mtu: UInt32?, mac: MACAddress?,
+                              vlanFiltering: Bool) throws -> NetlinkMessage {
+        let m = try NetlinkMessage(type: RTM.newLink, flags: RTM.create | RTM.excl)
+        try m.append(ifinfomsg())
+        try m.put(IFLA.ifname, string: name)
+        if let mtu { try m.put(IFLA.mtu, u32: mtu) }
+        if let mac { try m.put(IFLA.address, bytes: mac.bytes) }
+        try m.nest(IFLA.linkinfo) {
+            try m.put(IFLA.infoKind, string: "bridge")
+            if vlanFiltering { try m.nest(IFLA.infoData) { try m.put(IFLA.brVlanFiltering, u8: 1) } }
         }
         return m
     }
 
     /// Creates a VXLAN device; learning as given, L2miss/L3miss notifications off.
     public func addVXLAN(_ spec: VXLANSpec) throws {
-        guard let link = rtnl_link_vxlan_alloc() else { throw NetlinkError(operation: "add vxlan", object: spec.name, errno: ENOMEM) }
+        let op = "add vxlan", object = "\(spec.name) vni \(spec.vni)"
+        guard let link = rtnl_link_vxlan_alloc() else { throw NetlinkError(operation: op, object: spec.name, errno: .noMemory) }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, spec.name)
-        _ = rtnl_link_vxlan_set_id(link, spec.vni)
-        if let local = spec.local, let a = NLAddr(local) { _ = rtnl_link_vxlan_set_local(link, a.ptr) }
-        if let remote = spec.remote, let a = NLAddr(remote) { _ = rtnl_link_vxlan_set_group(link, a.ptr) }
-        if let dev = spec.underlayIndex { _ = rtnl_link_vxlan_set_link(link, UInt32(dev)) }
-        _ = rtnl_link_vxlan_set_port(link, UInt32(spec.port))
-        _ = rtnl_link_vxlan_set_learning(link, spec.learning ? 1 : 0)
-        _ = rtnl_link_vxlan_set_l2miss(link, 0)
-        _ = rtnl_link_vxlan_set_l3miss(link, 0)
-        if let ttl = spec.ttl { _ = rtnl_link_vxlan_set_ttl(link, ttl) }
+        try checkSetter(op, object, "vni") { rtnl_link_vxlan_set_id(link, spec.vni) }
+        if let local = spec.local {
+            let a = try NLAddr(local)
+            try checkSetter(op, object, "local") { a.pass { rtnl_link_vxlan_set_local(link, $0) } }
+        }
+        if let remote = spec.remote {
+            let a = try NLAddr(remote)
+            try checkSetter(op, object, "group") { a.pass { rtnl_link_vxlan_set_group(link, $0) } }
+        }
+        if let dev = spec.underlayIndex { try checkSetter(op, object, "link") { rtnl_link_vxlan_set_link(link, UInt32(dev)) } }
+        try checkSetter(op, object, "port") { rtnl_link_vxlan_set_port(link, UInt32(spec.port)) }
+        try checkSetter(op, object, "learning") { rtnl_link_vxlan_set_learning(link, spec.learning ? 1 : 0) }
+        try checkSetter(op, object, "l2miss") { rtnl_link_vxlan_set_l2miss(link, 0) }
+        try checkSetter(op, object, "l3miss") { rtnl_link_vxlan_set_l3miss(link, 0) }
+        if spec.gbp {
+            try checkSetter(op, object, "gbp") { rtnl_link_vxlan_set_flags(link, UInt32(RTNL_LINK_VXLAN_F_GBP), 1) }
+        }
+        if let ttl = spec.ttl { try checkSetter(op, object, "ttl") { rtnl_link_vxlan_set_ttl(link, ttl) } }
         if let mtu = spec.mtu { rtnl_link_set_mtu(link, mtu) }
-        if let mac = spec.mac, let a = NLAddr(mac) { rtnl_link_set_addr(link, a.ptr) }
-        try perform("add vxlan", "\(spec.name) vni \(spec.vni)") { rtnl_link_add(sock, link, RTM.create | RTM.excl) }
+        if let mac = spec.mac { try NLAddr(mac).pass { rtnl_link_set_addr(link, $0) } }
+        try perform(op, object) { rtnl_link_add(sock, link, RTM.create | RTM.excl) }
     }
 
     // MARK: changes
 
-    public func setUp(_ index: Int32) throws { try setFlags(index, 0x1, on: true, "set up") }
-    public func setDown(_ index: Int32) throws { try setFlags(index, 0x1, on: false, "set down") }
-    public func setPromiscuous(_ index: Int32, _ on: Bool) throws { try setFlags(index, 0x100, on: on, "set promisc") }
+    public func setUp(_ index: Int32) throws { try setFlags(index, InterfaceFlag.up, on: true, "set up") }
+    public func setDown(_ index: Int32) throws { try setFlags(index, InterfaceFlag.up, on: false, "set down") }
+    public func setPromiscuous(_ index: Int32, _ on: Bool) throws {
+        try setFlags(index, InterfaceFlag.promiscuous, on: on, "set promisc")
+    }
 
     public func setMTU(_ index: Int32, _ mtu: UInt32) throws {
-        try setLink(index, "set mtu \(mtu)") { $0.put(IFLA.mtu, u32: mtu) }
+        try setLink(index, "set mtu \(mtu)") { try $0.put(IFLA.mtu, u32: mtu) }
     }
     public func setMAC(_ index: Int32, _ mac: MACAddress) throws {
-        try setLink(index, "set address \(mac)") { $0.put(IFLA.address, bytes: mac.bytes) }
+        try setLink(index, "set address \(mac)") { try $0.put(IFLA.address, bytes: mac.bytes) }
     }
     public func rename(_ index: Int32, to name: String) throws {
-        try setLink(index, "rename to \(name)") { $0.put(IFLA.ifname, string: name) }
+        try setLink(index, "rename to \(name)") { try $0.put(IFLA.ifname, string: name) }
     }
     /// Enslaves the link to `master` (a bridge ifindex), or releases it with nil.
     public func setMaster(_ index: Int32, master: Int32?) throws {
-        try setLink(index, master.map { "set master \($0)" } ?? "set nomaster") { $0.put(IFLA.master, u32: UInt32(master ?? 0)) }
+        try setLink(index, master.map { "set master \($0)" } ?? "set nomaster") { try $0.put(IFLA.master, u32: UInt32(master ?? 0)) }
     }
     /// Moves the link into another network namespace.
     public func moveToNamespace(_ index: Int32, _ namespace: NetworkNamespace) throws {
-        _ = try withExtendedLifetime(namespace) {
-            try setLink(index, "move to netns \(namespace.path)") { $0.put(IFLA.netNSFD, u32: UInt32(namespace.fd)) }
+        try withExtendedLifetime(namespace) { () throws -> Void in
+            try setLink(index, "move to netns \(namespace.path)") { try $0.put(IFLA.netNSFD, u32: UInt32(namespace.fd)) }
         }
     }
 
     /// Bridge-port hairpin mode (IFLA_BRPORT_MODE) on a link enslaved to a bridge.
     public func setHairpin(_ index: Int32, _ on: Bool) throws {
-        try setBridgePort(index, "set hairpin \(on ? "on" : "off")") { $0.put(IFLA.brportMode, u8: on ? 1 : 0) }
+        try setBridgePort(index, "set hairpin \(on ? "on" : "off")") { try $0.put(IFLA.brportMode, u8: on ? 1 : 0) }
     }
     /// Bridge-port isolation (IFLA_BRPORT_ISOLATED).
     public func setIsolated(_ index: Int32, _ on: Bool) throws {
-        try setBridgePort(index, "set isolated \(on ? "on" : "off")") { $0.put(IFLA.brportIsolated, u8: on ? 1 : 0) }
+        try setBridgePort(index, "set isolated \(on ? "on" : "off")") { try $0.put(IFLA.brportIsolated, u8: on ? 1 : 0) }
     }
 
     /// Adds VLAN `vid` to a bridge port (like `bridge vlan add dev X vid N [pvid] [untagged]`).
@@ -223,53 +214,57 @@ extension RouteSocket {
     }
 
     /// RTM_SETLINK/DELLINK, family AF_BRIDGE, IFLA_AF_SPEC { IFLA_BRIDGE_VLAN_INFO {flags, vid} }.
-    static func bridgeVLANRequest(_ type: Int32, _ index: Int32, vid: UInt16, pvid: Bool, untagged: Bool) -> NetlinkMessage {
-        let m = NetlinkMessage(type: type, flags: 0)
-        m.append(ifinfomsg(ifi_family: UInt8(AF_BRIDGE), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
-        m.nest(IFLA.afSpec) {
-            let flags: UInt16 = (pvid ? 2 : 0) | (untagged ? 4 : 0)    // BRIDGE_VLAN_INFO_PVID/UNTAGGED
-            m.put(IFLA.bridgeVlanInfo, bytes: withUnsafeBytes(of: (flags, vid)) { Array($0) })
+    static func bridgeVLANRequest(_ type: Int32, _ index: Int32, vid: UInt16, pvid: Bool,
+                                  untagged: Bool) throws -> NetlinkMessage {
+        let m = try NetlinkMessage(type: type, flags: 0)
+        try m.append(ifinfomsg(ifi_family: UInt8(AF_BRIDGE), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
+        try m.nest(IFLA.afSpec) {
+            let flags: UInt16 = (pvid ? BridgeVLANFlag.pvid : 0) | (untagged ? BridgeVLANFlag.untagged : 0)
+            try m.put(IFLA.bridgeVlanInfo, bytes: withUnsafeBytes(of: (flags, vid)) { Array($0) })
         }
         return m
     }
 
     private func setFlags(_ index: Int32, _ flag: UInt32, on: Bool, _ op: String) throws {
-        let m = NetlinkMessage(type: RTM.setLink, flags: 0)
-        m.append(ifinfomsg(ifi_family: 0, __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: on ? flag : 0, ifi_change: flag))
+        let m = try NetlinkMessage(type: RTM.setLink, flags: 0)
+        try m.append(ifinfomsg(ifi_family: 0, __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: on ? flag : 0, ifi_change: flag))
         try send(op, "ifindex \(index)", m)
     }
 
-    private func setLink(_ index: Int32, _ op: String, _ attrs: (NetlinkMessage) -> Void) throws {
-        let m = NetlinkMessage(type: RTM.setLink, flags: 0)
-        m.append(ifinfomsg(ifi_family: 0, __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
-        attrs(m)
+    private func setLink(_ index: Int32, _ op: String,
+                         _ attrs: (NetlinkMessage) throws -> Void) throws {
+        let m = try NetlinkMessage(type: RTM.setLink, flags: 0)
+        try m.append(ifinfomsg(ifi_family: 0, __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
+        try attrs(m)
         try send(op, "ifindex \(index)", m)
     }
 
-    private func setBridgePort(_ index: Int32, _ op: String, _ attrs: (NetlinkMessage) -> Void) throws {
+    private func setBridgePort(_ index: Int32, _ op: String,
+                               _ attrs: (NetlinkMessage) throws -> Void) throws {
         try send(op, "ifindex \(index)", Self.bridgePortRequest(index, attrs))
     }
 
     /// RTM_SETLINK, family AF_BRIDGE, IFLA_PROTINFO { IFLA_BRPORT_* }.
-    static func bridgePortRequest(_ index: Int32, _ attrs: (NetlinkMessage) -> Void) -> NetlinkMessage {
-        let m = NetlinkMessage(type: RTM.setLink, flags: 0)
-        m.append(ifinfomsg(ifi_family: UInt8(AF_BRIDGE), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
-        m.nest(IFLA.protinfo) { attrs(m) }
+    static func bridgePortRequest(_ index: Int32,
+                                  _ attrs: (NetlinkMessage) throws -> Void) throws -> NetlinkMessage {
+        let m = try NetlinkMessage(type: RTM.setLink, flags: 0)
+        try m.append(ifinfomsg(ifi_family: UInt8(AF_BRIDGE), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
+        try m.nest(IFLA.protinfo) { try attrs(m) }
         return m
     }
 
     // MARK: deletion
 
     public func deleteLink(_ index: Int32) throws {
-        let m = NetlinkMessage(type: RTM.delLink, flags: 0)
-        m.append(ifinfomsg(ifi_family: 0, __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
+        let m = try NetlinkMessage(type: RTM.delLink, flags: 0)
+        try m.append(ifinfomsg(ifi_family: 0, __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0))
         try send("delete link", "ifindex \(index)", m)
     }
 
     public func deleteLink(named name: String) throws {
-        let m = NetlinkMessage(type: RTM.delLink, flags: 0)
-        m.append(ifinfomsg())
-        m.put(IFLA.ifname, string: name)
+        let m = try NetlinkMessage(type: RTM.delLink, flags: 0)
+        try m.append(ifinfomsg())
+        try m.put(IFLA.ifname, string: name)
         try send("delete link", name, m)
     }
 }

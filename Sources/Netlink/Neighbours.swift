@@ -3,9 +3,8 @@
 
 import CNetlink
 import NetTypes
-#if canImport(Glibc)
+import SystemKit
 import Glibc
-#endif
 
 public struct Neighbour: Sendable, Hashable {
     public enum Family: Sendable, Hashable {
@@ -19,16 +18,17 @@ public struct Neighbour: Sendable, Hashable {
     /// The neighbour's IP (ARP/NDP), or for a VXLAN FDB entry the remote VTEP (`dst`).
     public var ip: IPAddress?
     public var mac: MACAddress?
-    /// NUD_* state; permanent (0x80) by default.
+    /// NUD_* state (`permanent` by default, `reachable`).
     public var state: UInt16
-    /// NTF_* flags: `self` (0x02) for the device's own FDB, `master` (0x04) for its bridge's.
+    /// NTF_* flags: `flagSelf` for the device's own FDB, `flagMaster` for its bridge's.
     public var flags: UInt8
     /// The bridge a FDB entry belongs to (NDA_MASTER), when reported.
     public var masterIndex: Int32?
 
-    public static let permanent: UInt16 = 0x80
-    public static let flagSelf: UInt8 = 0x02
-    public static let flagMaster: UInt8 = 0x04
+    public static let permanent: UInt16 = 0x80      // NUD_PERMANENT
+    public static let reachable: UInt16 = 0x02      // NUD_REACHABLE: valid until it ages out
+    public static let flagSelf: UInt8 = 0x02        // NTF_SELF
+    public static let flagMaster: UInt8 = 0x04      // NTF_MASTER
 
     public init(index: Int32, family: Family, ip: IPAddress? = nil, mac: MACAddress? = nil,
                 state: UInt16 = Neighbour.permanent, flags: UInt8 = 0, masterIndex: Int32? = nil) {
@@ -68,58 +68,41 @@ extension RouteSocket {
 
     private func changeNeighbour(_ n: Neighbour, _ op: String, flags: Int32?) throws {
         let object = describe(n)
-        guard let neigh = rtnl_neigh_alloc() else { throw NetlinkError(operation: op, object: object, errno: ENOMEM) }
+        guard let neigh = rtnl_neigh_alloc() else { throw NetlinkError(operation: op, object: object, errno: .noMemory) }
         defer { rtnl_neigh_put(neigh) }
         rtnl_neigh_set_ifindex(neigh, n.index)
-        let dst = n.ip.flatMap { NLAddr($0) }
-        let ll = n.mac.flatMap { NLAddr($0) }
         // libnl refuses a dst whose family differs from the neighbour's (a VXLAN FDB entry's
         // dst is an IP on an AF_BRIDGE entry): set the dst first, then the family.
-        if let dst { _ = rtnl_neigh_set_dst(neigh, dst.ptr) }
+        if let ip = n.ip {
+            let dst = try NLAddr(ip)
+            try checkSetter(op, object, "dst") { dst.pass { rtnl_neigh_set_dst(neigh, $0) } }
+        }
         rtnl_neigh_set_family(neigh, n.family.af)
-        if let ll { rtnl_neigh_set_lladdr(neigh, ll.ptr) }
+        if let mac = n.mac { try NLAddr(mac).pass { rtnl_neigh_set_lladdr(neigh, $0) } }
         rtnl_neigh_set_state(neigh, Int32(n.state))
         if n.flags != 0 { rtnl_neigh_set_flags(neigh, UInt32(n.flags)) }
         if let m = n.masterIndex { rtnl_neigh_set_master(neigh, m) }
-        _ = try withExtendedLifetime((dst, ll)) {
-            if let flags {
-                try perform(op, object) { rtnl_neigh_add(sock, neigh, flags) }
-            } else {
-                try perform(op, object) { rtnl_neigh_delete(sock, neigh, 0) }
-            }
+        if let flags {
+            try perform(op, object) { rtnl_neigh_add(sock, neigh, flags) }
+        } else {
+            try perform(op, object) { rtnl_neigh_delete(sock, neigh, 0) }
         }
     }
 
     /// Neighbours of one family (ARP/NDP, or the bridge FDB with `.bridge`), optionally of one link.
     public func neighbours(family: Neighbour.Family, index: Int32? = nil) throws -> [Neighbour] {
-        var cache: OpaquePointer?
-        try dump("list neighbours", namespacePath ?? "current netns") {
-            if let c = cache { nl_cache_free(c) }
-            cache = nil
-            var c: OpaquePointer?
-            let rc = nl_cache_alloc_name("route/neigh", &c)
-            guard rc >= 0, let c else { return rc }
-            cache = c
-            var ndm = ndmsg()
-            ndm.ndm_family = UInt8(family.af)
-            let sent = nl_send_simple(sock, 30 /* RTM_GETNEIGH */, 0x300 /* NLM_F_DUMP */, &ndm, MemoryLayout<ndmsg>.size)
-            guard sent >= 0 else { return sent }
-            return nl_cache_pickup(sock, c)
-        }
-        var out: [Neighbour] = []
-        forEach(cache) { o in
-            let fam = rtnl_neigh_get_family(o)
-            guard fam == family.af else { return }
+        // Asked per family: an AF_UNSPEC dump leaves the bridge FDB out.
+        try list(.neighbours, family: family.af) { o in
+            guard rtnl_neigh_get_family(o) == family.af else { return nil }
             let idx = rtnl_neigh_get_ifindex(o)
-            if let index, idx != index { return }
+            if let index, idx != index { return nil }
             let master = rtnl_neigh_get_master(o)
-            out.append(Neighbour(index: idx, family: family, ip: ipAddress(rtnl_neigh_get_dst(o)),
-                                 mac: macAddress(rtnl_neigh_get_lladdr(o)),
-                                 state: UInt16(truncatingIfNeeded: rtnl_neigh_get_state(o)),
-                                 flags: UInt8(truncatingIfNeeded: rtnl_neigh_get_flags(o)),
-                                 masterIndex: master > 0 ? master : nil))
+            return Neighbour(index: idx, family: family, ip: ipAddress(rtnl_neigh_get_dst(o)),
+                             mac: macAddress(rtnl_neigh_get_lladdr(o)),
+                             state: UInt16(truncatingIfNeeded: rtnl_neigh_get_state(o)),
+                             flags: UInt8(truncatingIfNeeded: rtnl_neigh_get_flags(o)),
+                             masterIndex: master > 0 ? master : nil)
         }
-        return out
     }
 
     private func describe(_ n: Neighbour) -> String {

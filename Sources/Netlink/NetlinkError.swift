@@ -3,9 +3,7 @@
 
 import CNetlink
 import SystemKit
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Netlink failures are SystemErrors: operation, object, errno (kernel errnos are kept;
 /// libnl's own NLE_* codes are mapped back to errno), the kernel's extended-ack text.

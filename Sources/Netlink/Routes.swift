@@ -2,9 +2,8 @@
 
 import CNetlink
 import NetTypes
-#if canImport(Glibc)
+import SystemKit
 import Glibc
-#endif
 
 public struct Route: Sendable, Hashable {
     /// Destination prefix; `CIDR.defaultRoute(.v4)` for a default route.
@@ -20,7 +19,7 @@ public struct Route: Sendable, Hashable {
     /// Routing table; 254 is main.
     public var table: UInt32
     public var mtu: UInt32?
-    /// RTPROT_*: 4 static (`ip route add`'s default is 3 boot), 2 kernel.
+    /// RTPROT_*: 4 static (what routes added here get unless told otherwise), 3 boot, 2 kernel.
     public var proto: UInt8?
     /// Preferred source address.
     public var source: IPAddress?
@@ -49,74 +48,60 @@ extension RouteSocket {
     public func deleteRoute(_ route: Route) throws { try changeRoute(route, "delete route", add: nil) }
 
     private func changeRoute(_ route: Route, _ op: String, add flags: Int32?) throws {
-        guard let r = rtnl_route_alloc() else { throw NetlinkError(operation: op, object: "\(route.destination)", errno: ENOMEM) }
-        defer { rtnl_route_put(r) }
         let object = describe(route)
-        guard let dst = NLAddr(route.destination.networkAddress, prefixLength: route.destination.prefixLength) else {
-            throw NetlinkError(operation: op, object: object, errno: EINVAL)
+        guard let r = rtnl_route_alloc() else { throw NetlinkError(operation: op, object: object, errno: .noMemory) }
+        defer { rtnl_route_put(r) }
+        try fill(r, route, op, object, adding: flags != nil)
+        if let flags {
+            try perform(op, object) { rtnl_route_add(sock, r, flags) }
+        } else {
+            try perform(op, object) { rtnl_route_delete(sock, r, 0) }
         }
-        _ = rtnl_route_set_family(r, UInt8(route.family.linuxAF))
-        _ = rtnl_route_set_dst(r, dst.ptr)
+    }
+
+    /// Sets the route's attributes on a libnl rtnl_route (addresses are referenced by it).
+    private func fill(_ r: OpaquePointer, _ route: Route, _ op: String, _ object: String,
+                      adding: Bool) throws(SystemError) {
+        let dst = try NLAddr(route.destination.networkAddress, prefixLength: route.destination.prefixLength)
+        try checkSetter(op, object, "family") { rtnl_route_set_family(r, UInt8(route.family.linuxAF)) }
+        try checkSetter(op, object, "dst") { dst.pass { rtnl_route_set_dst(r, $0) } }
         rtnl_route_set_table(r, route.table)
         if let scope = route.scope {
             rtnl_route_set_scope(r, scope.rawValue)
-        } else if flags == nil {
+        } else if !adding {
             rtnl_route_set_scope(r, Scope.nowhere.rawValue)    // delete: match any scope
         }
         if let metric = route.metric { rtnl_route_set_priority(r, metric) }
-        if let proto = route.proto { rtnl_route_set_protocol(r, proto) } else if flags != nil { rtnl_route_set_protocol(r, 4) }
-        if let mtu = route.mtu { _ = rtnl_route_set_metric(r, 2 /* RTAX_MTU */, mtu) }
-        var src: NLAddr?
-        if let s = route.source { src = NLAddr(s); if let src { _ = rtnl_route_set_pref_src(r, src.ptr) } }
-        var gw: NLAddr?
-        if route.gateway != nil || route.outputIndex != nil {
-            guard let nh = rtnl_route_nh_alloc() else { throw NetlinkError(operation: op, object: object, errno: ENOMEM) }
-            if let idx = route.outputIndex { rtnl_route_nh_set_ifindex(nh, idx) }
-            if let g = route.gateway { gw = NLAddr(g); if let gw { rtnl_route_nh_set_gateway(nh, gw.ptr) } }
-            if route.onLink { rtnl_route_nh_set_flags(nh, 0x4) }            // RTNH_F_ONLINK
-            rtnl_route_add_nexthop(r, nh)                                     // owned by the route now
+        if let proto = route.proto {
+            rtnl_route_set_protocol(r, proto)
+        } else if adding {
+            rtnl_route_set_protocol(r, RouteConstant.protocolStatic)
         }
-        _ = try withExtendedLifetime((src, gw)) {
-            if let flags {
-                try perform(op, object) { rtnl_route_add(sock, r, flags) }
-            } else {
-                try perform(op, object) { rtnl_route_delete(sock, r, 0) }
-            }
+        if let mtu = route.mtu {
+            try checkSetter(op, object, "mtu") { rtnl_route_set_metric(r, RouteConstant.metricMTU, mtu) }
+        }
+        if let source = route.source {
+            let src = try NLAddr(source)
+            try checkSetter(op, object, "src") { src.pass { rtnl_route_set_pref_src(r, $0) } }
+        }
+        var gateway: NLAddr?
+        if let g = route.gateway { gateway = try NLAddr(g) }
+        if gateway != nil || route.outputIndex != nil {
+            guard let nh = rtnl_route_nh_alloc() else { throw NetlinkError(operation: op, object: object, errno: .noMemory) }
+            if let idx = route.outputIndex { rtnl_route_nh_set_ifindex(nh, idx) }
+            if let gateway { gateway.pass { rtnl_route_nh_set_gateway(nh, $0) } }
+            if route.onLink { rtnl_route_nh_set_flags(nh, RouteConstant.nextHopOnLink) }
+            rtnl_route_add_nexthop(r, nh)                                     // owned by the route now
         }
     }
 
     /// Routes of one family (nil: both), in one table (nil: all tables).
     public func routes(family: IPAddress.Family? = nil, table: UInt32? = Route.mainTable) throws -> [Route] {
-        var cache: OpaquePointer?
-        try dump("list routes", namespacePath ?? "current netns") {
-            cache = nil
-            return rtnl_route_alloc_cache(sock, family?.linuxAF ?? AF_UNSPEC, 0, &cache)
-        }
-        var out: [Route] = []
-        forEach(cache) { r in
+        try list(.routes, family: family?.linuxAF ?? AF_UNSPEC) { r in
             let t = rtnl_route_get_table(r)
-            if let table, t != table { return }
-            let fam = rtnl_route_get_family(r)
-            guard fam == UInt8(AF_INET) || fam == UInt8(AF_INET6) else { return }
-            let dst = cidr(rtnl_route_get_dst(r))
-                ?? CIDR.defaultRoute(fam == UInt8(AF_INET) ? .v4 : .v6)
-            var route = Route(destination: dst, table: t)
-            route.scope = Scope(rawValue: rtnl_route_get_scope(r))
-            let prio = rtnl_route_get_priority(r)
-            route.metric = prio
-            route.proto = rtnl_route_get_protocol(r)
-            route.source = ipAddress(rtnl_route_get_pref_src(r))
-            var mtu: UInt32 = 0
-            if rtnl_route_get_metric(r, 2, &mtu) == 0, mtu > 0 { route.mtu = mtu }
-            if rtnl_route_get_nnexthops(r) > 0, let nh = rtnl_route_nexthop_n(r, 0) {
-                let idx = rtnl_route_nh_get_ifindex(nh)
-                route.outputIndex = idx > 0 ? idx : nil
-                route.gateway = ipAddress(rtnl_route_nh_get_gateway(nh))
-                route.onLink = rtnl_route_nh_get_flags(nh) & 0x4 != 0
-            }
-            out.append(route)
+            if let table, t != table { return nil }
+            return Route(r, table: t)
         }
-        return out
     }
 
     private func describe(_ r: Route) -> String {
@@ -125,5 +110,28 @@ extension RouteSocket {
         if let i = r.outputIndex { s += " dev ifindex \(i)" }
         if r.table != Route.mainTable { s += " table \(r.table)" }
         return s
+    }
+}
+
+extension Route {
+    /// Reads a libnl rtnl_route of table `table` (not retained); nil for a family other than
+    /// IPv4 and IPv6.
+    init?(_ r: OpaquePointer, table: UInt32) {
+        let fam = rtnl_route_get_family(r)
+        guard fam == UInt8(AF_INET) || fam == UInt8(AF_INET6) else { return nil }
+        let dst = cidr(rtnl_route_get_dst(r)) ?? CIDR.defaultRoute(fam == UInt8(AF_INET) ? .v4 : .v6)
+        self.init(destination: dst, table: table)
+        scope = Scope(rawValue: rtnl_route_get_scope(r))
+        metric = rtnl_route_get_priority(r)
+        proto = rtnl_route_get_protocol(r)
+        source = ipAddress(rtnl_route_get_pref_src(r))
+        var mtu: UInt32 = 0
+        if rtnl_route_get_metric(r, RouteConstant.metricMTU, &mtu) == 0, mtu > 0 { self.mtu = mtu }
+        if rtnl_route_get_nnexthops(r) > 0, let nh = rtnl_route_nexthop_n(r, 0) {
+            let idx = rtnl_route_nh_get_ifindex(nh)
+            outputIndex = idx > 0 ? idx : nil
+            gateway = ipAddress(rtnl_route_nh_get_gateway(nh))
+            onLink = rtnl_route_nh_get_flags(nh) & RouteConstant.nextHopOnLink != 0
+        }
     }
 }

@@ -76,7 +76,7 @@ public enum PortmapLayout {
         for hook in [prerouting, output] {
             for (fam, conds) in [(IPAddress.Family.v4, conditionsV4), (.v6, conditionsV6)] {
                 b.add(Rule(chain: hook) { r in
-                    var r = r.match(.nfproto, .proto(fam == .v4 ? 2 : 10)).fibDaddrTypeLocal()
+                    var r = r.match(family: fam).fibDaddrTypeLocal()
                     // IPv6 has no route_localnet: a DNATed packet from ::1 could never leave
                     // the host, so [::1]:port stays the host's own.
                     if hook == output && fam == .v6 { r = r.match(.ip6Daddr, not: .address(IPAddress("::1")!)) }
@@ -86,35 +86,21 @@ public enum PortmapLayout {
             }
         }
         b.add(Rule(chain: portmap) { $0.dnat(.v4, key: [.ipDaddr, .l4proto, .thDport], map: hostIPV4.name) })
-        b.add(Rule(chain: portmap) { $0.match(.nfproto, .proto(2)).dnat(.v4, key: [.l4proto, .thDport], map: anyV4.name) })
+        b.add(Rule(chain: portmap) { $0.match(family: .v4).dnat(.v4, key: [.l4proto, .thDport], map: anyV4.name) })
         b.add(Rule(chain: portmap) { $0.dnat(.v6, key: [.ip6Daddr, .l4proto, .thDport], map: hostIPV6.name) })
-        b.add(Rule(chain: portmap) { $0.match(.nfproto, .proto(10)).dnat(.v6, key: [.l4proto, .thDport], map: anyV6.name) })
+        b.add(Rule(chain: portmap) { $0.match(family: .v6).dnat(.v6, key: [.l4proto, .thDport], map: anyV6.name) })
         // Hairpin: a container (or a neighbour on its bridge) reaching a published port comes
         // back into the same bridge; masquerade so the reply returns through the host.
         // Marked in pm_forward (`meta mark set meta mark | BIT`), masqueraded in pm_postrouting.
-        b.add(Rule(chain: forward) { setMarkBit(bit, $0.ctStatus(.dnat).match([.ipDaddr, .iifname], inSet: hairpinV4.name)) })
-        b.add(Rule(chain: forward) { setMarkBit(bit, $0.ctStatus(.dnat).match([.ip6Daddr, .iifname], inSet: hairpinV6.name)) })
-        b.add(Rule(chain: postrouting) {
-            $0.expression(.meta(.mark, dreg: 1))
-                .expression(.bitwise(sreg: 1, dreg: 1, mask: le32(bit), xor: le32(0)))
-                .expression(.cmp(.eq, sreg: 1, data: le32(bit)))
-                .masquerade()
-        })
+        b.add(Rule(chain: forward) { $0.ctStatus(.dnat).match([.ipDaddr, .iifname], inSet: hairpinV4.name).setMark(or: bit) })
+        b.add(Rule(chain: forward) { $0.ctStatus(.dnat).match([.ip6Daddr, .iifname], inSet: hairpinV6.name).setMark(or: bit) })
+        b.add(Rule(chain: postrouting) { $0.matchMark(allOf: bit).masquerade() })
         // The host itself through 127.0.0.0/8 (route_localnet on the bridge): masquerade, only
         // towards containers that have mappings.
         b.add(Rule(chain: postrouting) {
             $0.ctStatus(.dnat).match(.ipSaddr, .prefix(CIDR("127.0.0.0/8")!))
                 .match([.ipDaddr, .oifname], inSet: hairpinV4.name).masquerade()
         })
-    }
-
-    static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-
-    /// `meta mark set meta mark | BIT`, as nft encodes it: load, bitwise (mask ~BIT, xor BIT), set.
-    private static func setMarkBit(_ bit: UInt32, _ r: RuleBuilder) -> RuleBuilder {
-        r.expression(.meta(.mark, dreg: 1))
-            .expression(.bitwise(sreg: 1, dreg: 1, mask: le32(~bit), xor: le32(bit)))
-            .expression(.metaSet(.mark, sreg: 1))
     }
 
     private static func apply(_ c: Condition, _ r: RuleBuilder, _ fam: IPAddress.Family) -> RuleBuilder {

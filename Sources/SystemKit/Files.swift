@@ -96,9 +96,15 @@ public enum Files {
     /// mkdir -p with `permissions` for the directories it creates.
     public static func makeDirectories(_ path: String, permissions: mode_t = 0o755) throws(SystemError) {
         var current = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
+        let parts = path.split(separator: "/")
+        for (i, part) in parts.enumerated() {
             current += "/" + part
-            try makeDirectory(current, permissions: permissions, existingIsFine: true)
+            do {
+                try makeDirectory(current, permissions: permissions, existingIsFine: true)
+            } catch where error.errno == .exists && i < parts.count - 1 {
+                // As `mkdir -p` says it: a file where a parent should be is "not a directory".
+                throw SystemError(operation: "mkdir", object: current, errno: .notDirectory)
+            }
         }
     }
 

@@ -14,8 +14,10 @@ public enum NetlinkWire {
 
     // Message types and flags.
     public static let headerSize = 16                   // sizeof(struct nlmsghdr)
+    public static let typeNoop: UInt16 = 1              // NLMSG_NOOP
     public static let typeError: UInt16 = 2             // NLMSG_ERROR
     public static let typeDone: UInt16 = 3              // NLMSG_DONE
+    public static let typeOverrun: UInt16 = 4           // NLMSG_OVERRUN
     public static let flagRequest: UInt16 = 0x1         // NLM_F_REQUEST
     public static let flagMulti: UInt16 = 0x2           // NLM_F_MULTI
     public static let flagAck: UInt16 = 0x4             // NLM_F_ACK
@@ -23,7 +25,13 @@ public enum NetlinkWire {
     public static let flagCapped: UInt16 = 0x100        // NLM_F_CAPPED (on acks)
     public static let flagAckTLVs: UInt16 = 0x200       // NLM_F_ACK_TLVS (on acks)
     public static let flagDump: UInt16 = 0x300          // NLM_F_ROOT | NLM_F_MATCH
+    // Modifiers of NEW requests (same bits as the ack/dump flags above, other meaning).
+    public static let flagReplace: UInt16 = 0x100       // NLM_F_REPLACE
+    public static let flagExclusive: UInt16 = 0x200     // NLM_F_EXCL
+    public static let flagCreate: UInt16 = 0x400        // NLM_F_CREATE
+    public static let flagAppend: UInt16 = 0x800        // NLM_F_APPEND
     public static let attrNested: UInt16 = 0x8000       // NLA_F_NESTED
+    public static let attrTypeMask: UInt16 = 0x3fff     // NLA_TYPE_MASK (without NESTED, NET_BYTEORDER)
     public static let errorAttrMessage: UInt16 = 1      // NLMSGERR_ATTR_MSG
 
     /// How often a dump interrupted by a concurrent change is started again before the caller
@@ -65,7 +73,7 @@ public enum NetlinkWire {
         }
         while offset + 4 <= length {
             let attrLength = Int(message.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            let type = message.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
+            let type = message.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & attrTypeMask
             guard attrLength >= 4, offset + attrLength <= length else { break }
             if type == errorAttrMessage {
                 let text = UnsafeRawBufferPointer(rebasing: message[(offset + 4)..<(offset + attrLength)])

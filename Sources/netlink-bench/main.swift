@@ -7,9 +7,7 @@
 
 import Netlink
 import NetTypes
-#if canImport(Glibc)
 import Glibc
-#endif
 
 func now() -> UInt64 {
     var ts = timespec()

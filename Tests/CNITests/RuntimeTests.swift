@@ -4,6 +4,7 @@
 import XCTest
 @testable import CNI
 import NetTypes
+import SystemKit
 import TestSupport
 
 final class RuntimeTests: XCTestCase {
@@ -37,8 +38,10 @@ final class RuntimeTests: XCTestCase {
                                      "mac": "c2:11:22:33:44:55", "ips": ["10.88.0.9/16"]])
     }
 
+    /// What the fake plugins logged, one call a line; none while no plugin has run (no log
+    /// yet). A log that cannot be read throws.
     func calls() throws -> [JSONValue] {
-        guard let text = try? String(contentsOfFile: dir + "/calls.log", encoding: .utf8) else { return [] }
+        guard let text = try Files.readText(dir + "/calls.log") else { return [] }
         return try text.split(separator: "\n").map { try JSONValue.parse(Array($0.utf8)) }
     }
 

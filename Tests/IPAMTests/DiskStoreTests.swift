@@ -19,23 +19,25 @@ final class DiskStoreTests: XCTestCase {
         return try Allocator(network: network, settings: try settings(json))
     }
 
-    func contents(_ name: String, network: String = "testnet") -> String? {
-        try? String(contentsOfFile: dataDir + "/" + network + "/" + name, encoding: .utf8)
+    /// A state file's text; throws when it is missing or unreadable.
+    func contents(_ name: String, network: String = "testnet") throws -> String {
+        String(decoding: try Files.read(dataDir + "/" + network + "/" + name), as: UTF8.self)
     }
 
-    func files(network: String = "testnet") -> Set<String> {
-        Set((try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/" + network)) ?? [])
+    /// The names in the network's state directory; throws when it cannot be listed.
+    func files(network: String = "testnet") throws -> Set<String> {
+        Set(try Files.list(dataDir + "/" + network))
     }
 
     func testReferenceLayout() throws {
         let a = try diskAllocator(#"{"ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "fd00:1::/64"}]]}"#)
         let got = try a.allocate(containerID: "ctr-1", ifName: "eth0")
         XCTAssertEqual(got.map(\.address.description), ["10.1.0.2/24", "fd00:1::2/64"])
-        XCTAssertEqual(files(), ["lock", "10.1.0.2", "fd00:1::2", "last_reserved_ip.0", "last_reserved_ip.1"])
-        XCTAssertEqual(contents("10.1.0.2"), "ctr-1\r\neth0")
-        XCTAssertEqual(contents("fd00:1::2"), "ctr-1\r\neth0")
-        XCTAssertEqual(contents("last_reserved_ip.0"), "10.1.0.2")
-        XCTAssertEqual(contents("last_reserved_ip.1"), "fd00:1::2")
+        XCTAssertEqual(try files(), ["lock", "10.1.0.2", "fd00:1::2", "last_reserved_ip.0", "last_reserved_ip.1"])
+        XCTAssertEqual(try contents("10.1.0.2"), "ctr-1\r\neth0")
+        XCTAssertEqual(try contents("fd00:1::2"), "ctr-1\r\neth0")
+        XCTAssertEqual(try contents("last_reserved_ip.0"), "10.1.0.2")
+        XCTAssertEqual(try contents("last_reserved_ip.1"), "fd00:1::2")
         let attrs = try FileManager.default.attributesOfItem(atPath: dataDir + "/testnet/10.1.0.2")
         XCTAssertEqual((attrs[.posixPermissions] as? NSNumber)?.intValue, 0o644, "the reference plugin writes 0644 files")
 
@@ -45,7 +47,7 @@ final class DiskStoreTests: XCTestCase {
                        [ip("10.1.0.3"), ip("fd00:1::3")])
         XCTAssertEqual(try b.release(containerID: "ctr-1", ifName: "eth0").count, 2)
         XCTAssertEqual(try b.release(containerID: "ctr-1", ifName: "eth0").count, 0)
-        XCTAssertEqual(files(), ["lock", "10.1.0.3", "fd00:1::3", "last_reserved_ip.0", "last_reserved_ip.1"])
+        XCTAssertEqual(try files(), ["lock", "10.1.0.3", "fd00:1::3", "last_reserved_ip.0", "last_reserved_ip.1"])
     }
 
     func testLegacyAndHandWrittenFiles() throws {
@@ -60,7 +62,7 @@ final class DiskStoreTests: XCTestCase {
         XCTAssertNoThrow(try a.check(containerID: "legacy-ctr", ifName: "eth0"))
         XCTAssertEqual(try a.release(containerID: "legacy-ctr", ifName: "eth0"), [ip("10.1.0.50")])
         XCTAssertEqual(try a.release(containerID: "echoed-ctr", ifName: "eth0"), [ip("10.1.0.51")])
-        XCTAssertEqual(files(), ["lock", "not-an-ip"])
+        XCTAssertEqual(try files(), ["lock", "not-an-ip"])
     }
 
     func testRequestedAddressTakenOnDisk() throws {
@@ -69,14 +71,14 @@ final class DiskStoreTests: XCTestCase {
         XCTAssertThrowsError(try a.allocate(containerID: "b", ifName: "eth0", requested: [ip("10.1.0.9")])) { e in
             XCTAssertEqual(e as? IPAMError, .addressInUse(address: ip("10.1.0.9"), owner: "container a interface eth0"))
         }
-        XCTAssertEqual(contents("10.1.0.9"), "a\r\neth0")
+        XCTAssertEqual(try contents("10.1.0.9"), "a\r\neth0")
     }
 
     func testGCOnDisk() throws {
         let a = try diskAllocator(#"{"subnet": "10.1.0.0/24"}"#)
         for id in ["x", "y", "z"] { _ = try a.allocate(containerID: id, ifName: "eth0") }
         XCTAssertEqual(try a.gc(validAttachments: [AttachmentID(containerID: "y", ifName: "eth0")]), [ip("10.1.0.2"), ip("10.1.0.4")])
-        XCTAssertEqual(files(), ["lock", "last_reserved_ip.0", "10.1.0.3"])
+        XCTAssertEqual(try files(), ["lock", "last_reserved_ip.0", "10.1.0.3"])
     }
 
     func testNetworkNamesThatEscapeAreRejected() throws {
@@ -94,10 +96,10 @@ final class DiskStoreTests: XCTestCase {
     func testIOErrorsCarryTheSystemError() throws {
         try "file".write(toFile: dataDir + "/blocker", atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try DiskStore(network: "n", dataDir: dataDir + "/blocker")) { e in
-            XCTAssertEqual(e as? IPAMError, .io(SystemError(operation: "mkdir", object: dataDir + "/blocker/n", errno: .notDirectory)))
+            XCTAssertEqual(e as? IPAMError, .io(SystemError(operation: "mkdir", object: dataDir + "/blocker", errno: .notDirectory)))
             let cni = (e as? IPAMError)?.cniError
             XCTAssertEqual(cni?.code, 5)
-            XCTAssertEqual(cni?.msg, "mkdir \(dataDir)/blocker/n: ENOTDIR (Not a directory)")
+            XCTAssertEqual(cni?.msg, "mkdir \(dataDir)/blocker: ENOTDIR (Not a directory)")
         }
     }
 
@@ -123,7 +125,7 @@ final class DiskStoreTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: outside, encoding: .utf8), "precious")
         let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/last_reserved_ip.0")
         XCTAssertEqual(attrs[.type] as? FileAttributeType, .typeRegular, "the link was replaced by a file")
-        XCTAssertEqual(contents("last_reserved_ip.0"), "10.1.0.3")
+        XCTAssertEqual(try contents("last_reserved_ip.0"), "10.1.0.3")
 
         try FileManager.default.removeItem(atPath: dir + "/lock")
         try FileManager.default.createSymbolicLink(atPath: dir + "/lock", withDestinationPath: dataDir + "/lock-target")
@@ -185,9 +187,9 @@ final class DiskStoreTests: XCTestCase {
         XCTAssertEqual(Set(addresses).count, n, "an address was handed out twice")
         // Round robin from an empty store hands out exactly .2 … .51.
         XCTAssertEqual(Set(addresses), Set((2...51).map { IPAddress.v4(0x0a07_0000 + UInt32($0)) }))
-        XCTAssertEqual(files(network: "race").filter { IPAddress($0) != nil }.count, n)
+        XCTAssertEqual(try files(network: "race").filter { IPAddress($0) != nil }.count, n)
         for i in 0..<n {
-            XCTAssertEqual(contents(addresses[i].description, network: "race"), "ctr-\(i)\r\neth0")
+            XCTAssertEqual(try contents(addresses[i].description, network: "race"), "ctr-\(i)\r\neth0")
         }
 
         let released = runAll { i in
@@ -196,7 +198,7 @@ final class DiskStoreTests: XCTestCase {
         for i in 0..<n {
             XCTAssertEqual(try XCTUnwrap(released.byIndex[i]).get(), [addresses[i]])
         }
-        XCTAssertEqual(files(network: "race"), ["lock", "last_reserved_ip.0"])
+        XCTAssertEqual(try files(network: "race"), ["lock", "last_reserved_ip.0"])
     }
 
     /// Drop-in check against the reference plugin (Debian's containernetworking-plugins),

@@ -4,16 +4,17 @@ import NetTypes
 @testable import IPAM
 
 /// Many plugin processes at once on one data directory, as a runtime starting 50
-/// containers causes: each worker is this test binary re-run as a separate process.
+/// containers causes: each worker is this test binary re-run as a separate process with only
+/// `testFiftyProcesses` selected and the worker's environment set, which makes that test do
+/// one worker's ADD or DEL instead (so no test method exists only to be skipped).
 final class MultiProcessTests: XCTestCase {
     static let workerEnv = "NETLAB_IPAM_WORKER"
+    static let testName = "IPAMTests.MultiProcessTests/testFiftyProcesses"
 
-    /// The worker body; runs only when started by `testFiftyProcesses` (skipped otherwise).
-    func testWorker() throws {
-        let env = ProcessInfo.processInfo.environment
-        guard let verb = env[Self.workerEnv], let dir = env["NETLAB_IPAM_DIR"], let id = env["NETLAB_IPAM_ID"] else {
-            throw XCTSkip("runs only as a worker process of testFiftyProcesses")
-        }
+    /// One worker's job: ADD or DEL of its container on the shared data directory. Failures
+    /// make the worker process exit non-zero, which its parent test asserts against.
+    func work(_ verb: String, _ env: [String: String]) throws {
+        let dir = try XCTUnwrap(env["NETLAB_IPAM_DIR"]), id = try XCTUnwrap(env["NETLAB_IPAM_ID"])
         let conf = try settings(#"{"name": "procs", "ipam": {"ranges": [[{"subnet": "10.8.0.0/24"}], [{"subnet": "fd08::/120"}]], "dataDir": "\#(dir)"}}"#)
         let a = try Allocator(network: "procs", settings: conf)
         if verb == "ADD" {
@@ -29,7 +30,7 @@ final class MultiProcessTests: XCTestCase {
         for i in 0..<count {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["IPAMTests.MultiProcessTests/testWorker"]
+            p.arguments = [Self.testName]
             var env = ProcessInfo.processInfo.environment
             env[Self.workerEnv] = verb
             env["NETLAB_IPAM_DIR"] = dir
@@ -47,6 +48,8 @@ final class MultiProcessTests: XCTestCase {
     }
 
     func testFiftyProcesses() throws {
+        let env = ProcessInfo.processInfo.environment
+        if let verb = env[Self.workerEnv] { return try work(verb, env) }
         guard CommandLine.arguments[0].hasSuffix(".xctest") else {
             throw XCTSkip("needs the xctest bundle executable to start workers")
         }

@@ -41,22 +41,23 @@ final class CTStatusConntrackTests: XCTestCase {
             for fam, a in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
                 s = socket.socket(fam, socket.SOCK_DGRAM); s.sendto(b"x", (a, port)); s.close()
         """
-        XCTAssertTrue(w.world.exec(in: w.ns, ["python3", "-c", send]).ok)
-        func flows(_ port: Int) -> Int {
+        try w.world.exec(in: w.ns, ["python3", "-c", send]).checked()
+        /// The UDP flows towards `port` (IPv4 and IPv6); throws when `conntrack` fails.
+        func flows(_ port: Int) throws -> Int {
             var n = 0
             for fam in ["ipv4", "ipv6"] {
-                let r = w.world.exec(in: w.ns, ["conntrack", "-L", "-f", fam, "-p", "udp", "--orig-port-dst", String(port)])
+                let r = try w.world.exec(in: w.ns, ["conntrack", "-L", "-f", fam, "-p", "udp", "--orig-port-dst", String(port)]).checked()
                 n += r.stdout.split(separator: "\n").filter { $0.contains("dport=\(port)") }.count
             }
             return n
         }
-        XCTAssertEqual(flows(5000), 2)
-        XCTAssertEqual(flows(5001), 2)
+        XCTAssertEqual(try flows(5000), 2)
+        XCTAssertEqual(try flows(5001), 2)
         let deleted = try Conntrack.delete(matching: [ConntrackFilter(proto: 17, destinationPort: 5000)],
                                            namespacePath: w.world.path(w.ns))
         XCTAssertEqual(deleted, 2)
-        XCTAssertEqual(flows(5000), 0)
-        XCTAssertEqual(flows(5001), 2)
+        XCTAssertEqual(try flows(5000), 0)
+        XCTAssertEqual(try flows(5001), 2)
         // Nothing left to delete is no error.
         XCTAssertEqual(try Conntrack.delete(matching: [ConntrackFilter(proto: 17, destinationPort: 5000)],
                                             namespacePath: w.world.path(w.ns)), 0)

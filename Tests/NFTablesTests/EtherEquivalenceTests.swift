@@ -75,7 +75,7 @@ final class EtherEquivalenceTests: XCTestCase {
             b.addElements(s[3], [SetElement(.mac(other), .ifname("veth0"))])
         }
         // nft shows the same elements in both tables.
-        let elems = w.jsonElements()
+        let elems = try w.jsonElements()
         for name in ["ports", "allowed", "macs", "macport"] {
             XCTAssertEqual(elems["bridge ours \(name)"], elems["bridge ref \(name)"], name)
             XCTAssertEqual(elems["bridge ref \(name)"]?.count, 1, name)

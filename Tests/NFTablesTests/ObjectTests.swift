@@ -4,32 +4,40 @@ import NetTypes
 import TestSupport
 import XCTest
 
+// The objects the test builds.
+private let inet = Table(family: .inet, name: "netlab")
+private let ip = Table(family: .ip, name: "netlab4")
+private let ip6 = Table(family: .ip6, name: "netlab6")
+private let pre = Chain(table: inet, name: "prerouting", type: .nat, hook: .prerouting, priority: -100, policy: .accept)
+private let post = Chain(table: inet, name: "postrouting", type: .nat, hook: .postrouting, priority: 100, policy: .accept)
+private let fwd = Chain(table: inet, name: "forward", type: .filter, hook: .forward, priority: 0, policy: .drop)
+private let user = Chain(table: inet, name: "ctr-rules")
+private let masq = NFTSet(table: inet, name: "masq_v4", keyType: [.ipv4Addr], flags: [.interval])
+private let masq6 = NFTSet(table: inet, name: "masq_v6", keyType: [.ipv6Addr], flags: [.interval])
+private let pm4 = NFTSet(table: inet, name: "portmap_v4", keyType: [.inetProto, .inetService],
+                         data: .values([.ipv4Addr, .inetService]))
+private let pm6 = NFTSet(table: inet, name: "portmap_v6", keyType: [.inetProto, .inetService],
+                         data: .values([.ipv6Addr, .inetService]))
+private let vmap = NFTSet(table: inet, name: "fwd_vmap", keyType: [.ipv4Addr, .inetProto, .inetService], data: .verdict)
+private let ifs = NFTSet(table: inet, name: "bridges", keyType: [.ifname])
+private let out4 = Chain(table: ip, name: "output", type: .nat, hook: .output, priority: -100)
+private let in6 = Chain(table: ip6, name: "input", type: .filter, hook: .input, priority: 10, policy: .accept)
+private let ctr = "ctr-0123456789ab"
+private let dests = NFTSet(table: ip, name: "dests", keyType: [.ipv4Addr, .inetProto, .inetService])
+
 /// Creates every kind of object through NFTSocket inside a fresh netns, reads it back with
 /// `nft` (text and JSON) and through the API, deletes it and checks it is gone.
 final class ObjectTests: XCTestCase {
-    let inet = Table(family: .inet, name: "netlab")
-    let ip = Table(family: .ip, name: "netlab4")
-    let ip6 = Table(family: .ip6, name: "netlab6")
-
     func testEveryObjectKindRoundTrips() throws {
         let w = try NFTWorld(self)
-        let pre = Chain(table: inet, name: "prerouting", type: .nat, hook: .prerouting, priority: -100, policy: .accept)
-        let post = Chain(table: inet, name: "postrouting", type: .nat, hook: .postrouting, priority: 100, policy: .accept)
-        let fwd = Chain(table: inet, name: "forward", type: .filter, hook: .forward, priority: 0, policy: .drop)
-        let user = Chain(table: inet, name: "ctr-rules")
-        let masq = NFTSet(table: inet, name: "masq_v4", keyType: [.ipv4Addr], flags: [.interval])
-        let masq6 = NFTSet(table: inet, name: "masq_v6", keyType: [.ipv6Addr], flags: [.interval])
-        let pm4 = NFTSet(table: inet, name: "portmap_v4", keyType: [.inetProto, .inetService],
-                         data: .values([.ipv4Addr, .inetService]))
-        let pm6 = NFTSet(table: inet, name: "portmap_v6", keyType: [.inetProto, .inetService],
-                         data: .values([.ipv6Addr, .inetService]))
-        let vmap = NFTSet(table: inet, name: "fwd_vmap", keyType: [.ipv4Addr, .inetProto, .inetService], data: .verdict)
-        let ifs = NFTSet(table: inet, name: "bridges", keyType: [.ifname])
-        let out4 = Chain(table: ip, name: "output", type: .nat, hook: .output, priority: -100)
-        let in6 = Chain(table: ip6, name: "input", type: .filter, hook: .input, priority: 10, policy: .accept)
-        let ctr = "ctr-0123456789ab"
-        let dests = NFTSet(table: ip, name: "dests", keyType: [.ipv4Addr, .inetProto, .inetService])
+        try build(w)
+        try checkNftView(w)
+        try checkAPIView(w)
+        try deletePieceByPiece(w)
+    }
 
+    /// Every kind of object, one batch.
+    private func build(_ w: NFTWorld) throws {
         try w.apply { b in
             b.add(inet); b.add(ip); b.add(ip6)
             for c in [pre, post, fwd, user, out4, in6] { b.add(c) }
@@ -62,11 +70,13 @@ final class ObjectTests: XCTestCase {
             b.addElements(dests, [SetElement(key: [.address(IPAddress("10.1.2.3")!), .tcp, .port(443)], comment: ctr)])
             b.addElements(ifs, [SetElement(.ifname("nl0")), SetElement(.ifname("cni-podman0"))])
         }
+    }
 
-        // nft's own rendering of what we built (element blocks compared separately).
+    /// nft's own rendering of what we built (text without element blocks, elements as JSON).
+    private func checkNftView(_ w: NFTWorld) throws {
         XCTAssertEqual(withoutElements(w.ruleset()), lines(expectedRuleset))
 
-        let elems = w.jsonElements()
+        let elems = try w.jsonElements()
         XCTAssertEqual(elems["inet netlab masq_v4"], [
             #""192.168.7.7""#,
             #"{"elem":{"comment":"ctr-0123456789ab","val":{"prefix":{"addr":"10.88.0.0","len":16}}}}"#])
@@ -83,8 +93,10 @@ final class ObjectTests: XCTestCase {
         XCTAssertEqual(elems["inet netlab bridges"], [#""cni-podman0""#, #""nl0""#])
         XCTAssertEqual(elems["ip netlab4 dests"], [
             #"{"elem":{"comment":"ctr-0123456789ab","val":{"concat":["10.1.2.3","tcp",443]}}}"#])
+    }
 
-        // The same state read back through the API.
+    /// The same state read back through the API.
+    private func checkAPIView(_ w: NFTWorld) throws {
         XCTAssertEqual(Set(try w.sock.tables()), [inet, ip, ip6])
         let chains = try w.sock.chains(table: inet)
         XCTAssertEqual(Set(chains), [pre, post, fwd, user, Chain(table: inet, name: "ctr-rules-2")])
@@ -106,8 +118,10 @@ final class ObjectTests: XCTestCase {
             SetElement(key: [.address(IPAddress("10.88.0.3")!), .udp, .port(53)], value: .verdict(.jump("ctr-rules")))])
         XCTAssertEqual(Set(try w.sock.elements(of: ifs)), [SetElement(.ifname("nl0")), SetElement(.ifname("cni-podman0"))])
         XCTAssertEqual(Set(try w.sock.setNames(table: inet)), ["masq_v4", "masq_v6", "portmap_v4", "portmap_v6", "fwd_vmap", "bridges"])
+    }
 
-        // Delete piece by piece, then the tables; nothing is left.
+    /// Delete piece by piece, then the tables; nothing is left.
+    private func deletePieceByPiece(_ w: NFTWorld) throws {
         let before = try w.sock.rules(chain: post)
         try w.apply { b in
             b.deleteRule(post, handle: before[3].handle)

@@ -24,12 +24,10 @@ struct NFTWorld {
         return r.stdout
     }
 
-    /// `nft -j list ruleset` entries without metainfo, keyed by their kind.
-    func json() -> [[String: Any]] {
-        let r = world.exec(in: ns, ["nft", "-j", "list", "ruleset"])
-        XCTAssertTrue(r.ok, "\(r)")
-        let items = (r.jsonObject?["nftables"] as? [[String: Any]]) ?? []
-        return items.filter { $0["metainfo"] == nil }
+    /// `nft -j list ruleset` entries without metainfo, keyed by their kind; throws when `nft`
+    /// fails or prints something else than its JSON.
+    func json() throws -> [[String: Any]] {
+        try NFTRuleset.read(in: ns).entries
     }
 
     func apply(_ build: (inout Batch) -> Void) throws {
@@ -47,9 +45,9 @@ func lines(_ s: String) -> [String] {
 extension NFTWorld {
     /// For every set and map in `nft -j list ruleset`: "family table name" -> its elements as
     /// canonical JSON strings, sorted (hash sets list in random order).
-    func jsonElements() -> [String: [String]] {
+    func jsonElements() throws -> [String: [String]] {
         var out: [String: [String]] = [:]
-        for item in json() {
+        for item in try json() {
             guard let s = (item["set"] as? [String: Any]) ?? (item["map"] as? [String: Any]),
                   let fam = s["family"] as? String, let t = s["table"] as? String, let n = s["name"] as? String
             else { continue }

@@ -29,7 +29,7 @@ final class AddressRouteTests: XCTestCase {
 
         let listed = try s.addresses(index: a0.index)
         XCTAssertTrue(listed.contains { $0.address == v4 && $0.broadcast == IPAddress("10.20.30.255") })
-        XCTAssertTrue(listed.contains { $0.address == v6 && $0.flags & 0x02 != 0 })
+        XCTAssertTrue(listed.contains { $0.address == v6 && $0.isNoDAD })
         XCTAssertEqual(try s.addresses(index: a0.index, family: .v4).count, 2)
         XCTAssertTrue(try s.addresses(index: a0.index, family: .v6).allSatisfy { $0.family == .v6 })
 
@@ -57,33 +57,8 @@ final class AddressRouteTests: XCTestCase {
         try s.addRoute(Route(destination: CIDR("10.70.0.0/24")!, outputIndex: r0.index, scope: .link, table: 100))
         try s.addRoute(.defaultRoute(via: IPAddress("10.1.0.254")!, device: r0.index))
         try s.addRoute(.defaultRoute(via: IPAddress("fd00:1::fe")!, device: r0.index))
-
-        let v4 = world.ipJSON(ns[0], ["-4", "route", "show"])
-        let r50 = try XCTUnwrap(v4.first { $0["dst"] as? String == "10.50.0.0/16" }, "\(v4)")
-        XCTAssertEqual(r50["gateway"] as? String, "10.1.0.254")
-        XCTAssertEqual(r50["dev"] as? String, "r0")
-        XCTAssertEqual(r50["metric"] as? Int, 77)
-        XCTAssertEqual((r50["metrics"] as? [[String: Any]])?.first?["mtu"] as? Int, 1300)
-        let r60 = try XCTUnwrap(v4.first { $0["dst"] as? String == "10.60.0.0/16" })
-        XCTAssertTrue((r60["flags"] as? [String] ?? []).contains("onlink"))
-        XCTAssertEqual(v4.first { $0["dst"] as? String == "default" }?["gateway"] as? String, "10.1.0.254")
-        let t100 = world.ipJSON(ns[0], ["route", "show", "table", "100"])
-        XCTAssertEqual(t100.first?["dst"] as? String, "10.70.0.0/24")
-        XCTAssertEqual(t100.first?["scope"] as? String, "link")
-        let v6 = world.ipJSON(ns[0], ["-6", "route", "show"])
-        XCTAssertEqual(v6.first { $0["dst"] as? String == "default" }?["gateway"] as? String, "fd00:1::fe")
-
-        // Read back through the module.
-        let listed = try s.routes(family: .v4)
-        let m50 = try XCTUnwrap(listed.first { $0.destination == CIDR("10.50.0.0/16") })
-        XCTAssertEqual(m50.gateway, IPAddress("10.1.0.254"))
-        XCTAssertEqual(m50.outputIndex, r0.index)
-        XCTAssertEqual(m50.metric, 77)
-        XCTAssertEqual(m50.mtu, 1300)
-        XCTAssertTrue(listed.first { $0.destination == CIDR("10.60.0.0/16") }?.onLink ?? false)
-        XCTAssertTrue(listed.contains { $0.destination.isDefaultRoute && $0.gateway == IPAddress("10.1.0.254") })
-        XCTAssertEqual(try s.routes(family: .v4, table: 100).map(\.destination), [CIDR("10.70.0.0/24")!])
-        XCTAssertTrue(try s.routes(family: .v6).contains { $0.destination.isDefaultRoute && $0.gateway == IPAddress("fd00:1::fe") })
+        try checkRoutesInKernel(world, ns[0])
+        try checkRoutesReadBack(s, r0.index)
 
         // The kernel's errno and extended-ack text travel with the error.
         XCTAssertThrowsError(try s.addRoute(Route(destination: CIDR("10.61.0.0/16")!, gateway: IPAddress("192.168.78.1")!,
@@ -111,5 +86,37 @@ final class AddressRouteTests: XCTestCase {
         XCTAssertNil(world.ipJSON(ns[0], ["-4", "route", "show"]).first { $0["dst"] as? String == "10.50.0.0/16" })
         XCTAssertTrue(world.ipJSON(ns[0], ["route", "show", "table", "100"]).isEmpty)
         XCTAssertNil(world.ipJSON(ns[0], ["-6", "route", "show"]).first { $0["dst"] as? String == "default" })
+    }
+
+    /// What `ip route` shows of the routes testRoutes adds.
+    private func checkRoutesInKernel(_ world: TestWorld, _ ns: String) throws {
+        let v4 = world.ipJSON(ns, ["-4", "route", "show"])
+        let r50 = try XCTUnwrap(v4.first { $0["dst"] as? String == "10.50.0.0/16" }, "\(v4)")
+        XCTAssertEqual(r50["gateway"] as? String, "10.1.0.254")
+        XCTAssertEqual(r50["dev"] as? String, "r0")
+        XCTAssertEqual(r50["metric"] as? Int, 77)
+        XCTAssertEqual((r50["metrics"] as? [[String: Any]])?.first?["mtu"] as? Int, 1300)
+        let r60 = try XCTUnwrap(v4.first { $0["dst"] as? String == "10.60.0.0/16" })
+        XCTAssertTrue((r60["flags"] as? [String] ?? []).contains("onlink"))
+        XCTAssertEqual(v4.first { $0["dst"] as? String == "default" }?["gateway"] as? String, "10.1.0.254")
+        let t100 = world.ipJSON(ns, ["route", "show", "table", "100"])
+        XCTAssertEqual(t100.first?["dst"] as? String, "10.70.0.0/24")
+        XCTAssertEqual(t100.first?["scope"] as? String, "link")
+        let v6 = world.ipJSON(ns, ["-6", "route", "show"])
+        XCTAssertEqual(v6.first { $0["dst"] as? String == "default" }?["gateway"] as? String, "fd00:1::fe")
+    }
+
+    /// The same routes read back through the module.
+    private func checkRoutesReadBack(_ s: RouteSocket, _ r0: Int32) throws {
+        let listed = try s.routes(family: .v4)
+        let m50 = try XCTUnwrap(listed.first { $0.destination == CIDR("10.50.0.0/16") })
+        XCTAssertEqual(m50.gateway, IPAddress("10.1.0.254"))
+        XCTAssertEqual(m50.outputIndex, r0)
+        XCTAssertEqual(m50.metric, 77)
+        XCTAssertEqual(m50.mtu, 1300)
+        XCTAssertTrue(listed.first { $0.destination == CIDR("10.60.0.0/16") }?.onLink ?? false)
+        XCTAssertTrue(listed.contains { $0.destination.isDefaultRoute && $0.gateway == IPAddress("10.1.0.254") })
+        XCTAssertEqual(try s.routes(family: .v4, table: 100).map(\.destination), [CIDR("10.70.0.0/24")!])
+        XCTAssertTrue(try s.routes(family: .v6).contains { $0.destination.isDefaultRoute && $0.gateway == IPAddress("fd00:1::fe") })
     }
 }

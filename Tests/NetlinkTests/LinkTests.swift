@@ -104,11 +104,10 @@ final class LinkTests: XCTestCase {
         XCTAssertNil(world.links(ns[0])["br0"])
     }
 
-    /// VLAN filtering needs CONFIG_BRIDGE_VLAN_FILTERING; skipped where `ip` itself is refused.
+    /// VLAN filtering needs CONFIG_BRIDGE_VLAN_FILTERING; skipped where the kernel refuses it.
     func testBridgeVLANFilteringAndPortVLAN() throws {
         let (world, ns) = try makeWorld(self)
-        let probe = runCommand(["ip", "-n", ns[0], "link", "add", "probe0", "type", "bridge", "vlan_filtering", "1"])
-        try XCTSkipUnless(probe.ok, "kernel without bridge VLAN filtering: \(probe.stderr)")
+        guard try KernelFeatures.bridgeVLANFiltering(in: ns[0]) else { throw XCTSkip(KernelFeatures.noBridgeVLANFiltering) }
         let s = try RouteSocket(namespace: world.path(ns[0]))
         try s.addBridge(name: "br0", vlanFiltering: true)
         let br = try s.requireLink(named: "br0")
@@ -118,12 +117,12 @@ final class LinkTests: XCTestCase {
         let p0 = try s.requireLink(named: "p0")
         try s.setMaster(p0.index, master: br.index)
         try s.addBridgeVLAN(p0.index, vid: 42, pvid: true, untagged: true)
-        let vlans = runCommand(["bridge", "-n", ns[0], "-j", "vlan", "show", "dev", "p0"]).jsonArray ?? []
+        let vlans = try runCommand(["bridge", "-n", ns[0], "-j", "vlan", "show", "dev", "p0"]).checkedJSONArray()
         let entries = vlans.first?["vlans"] as? [[String: Any]] ?? []
         let v42 = try XCTUnwrap(entries.first { $0["vlan"] as? Int == 42 }, "\(vlans)")
         XCTAssertEqual(Set(v42["flags"] as? [String] ?? []), ["PVID", "Egress Untagged"])
         try s.deleteBridgeVLAN(p0.index, vid: 42)
-        let after = runCommand(["bridge", "-n", ns[0], "-j", "vlan", "show", "dev", "p0"]).jsonArray ?? []
+        let after = try runCommand(["bridge", "-n", ns[0], "-j", "vlan", "show", "dev", "p0"]).checkedJSONArray()
         XCTAssertFalse((after.first?["vlans"] as? [[String: Any]] ?? []).contains { $0["vlan"] as? Int == 42 })
     }
 

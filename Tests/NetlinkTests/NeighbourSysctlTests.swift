@@ -59,7 +59,7 @@ final class NeighbourSysctlTests: XCTestCase {
         let portMAC = MACAddress("02:00:00:00:bb:01")!
         try s.addNeighbour(.fdb(index: fp0.index, mac: portMAC, self: false, master: true))
 
-        let fdb = runCommand(["bridge", "-n", ns[0], "-j", "fdb", "show"]).jsonArray ?? []
+        let fdb = try runCommand(["bridge", "-n", ns[0], "-j", "fdb", "show"]).checkedJSONArray()
         let e = try XCTUnwrap(fdb.first { $0["mac"] as? String == "02:00:00:00:aa:01" && $0["ifname"] as? String == "vx1" }, "\(fdb)")
         XCTAssertEqual(e["dst"] as? String, "192.0.2.8")
         XCTAssertEqual(e["state"] as? String, "permanent")
@@ -77,7 +77,7 @@ final class NeighbourSysctlTests: XCTestCase {
         try s.deleteNeighbour(.fdb(index: vx.index, mac: peerMAC, dst: IPAddress("192.0.2.8")!))
         try s.deleteNeighbour(.fdb(index: vx.index, mac: .zero, dst: IPAddress("192.0.2.9")!))
         try s.deleteNeighbour(.fdb(index: fp0.index, mac: portMAC, self: false, master: true))
-        let after = runCommand(["bridge", "-n", ns[0], "-j", "fdb", "show"]).jsonArray ?? []
+        let after = try runCommand(["bridge", "-n", ns[0], "-j", "fdb", "show"]).checkedJSONArray()
         XCTAssertFalse(after.contains { $0["mac"] as? String == "02:00:00:00:aa:01" })
         XCTAssertFalse(after.contains { $0["mac"] as? String == "02:00:00:00:bb:01" })
         XCTAssertEqual(after.filter { $0["mac"] as? String == "00:00:00:00:00:00" && $0["ifname"] as? String == "vx1" }
@@ -98,7 +98,7 @@ final class NeighbourSysctlTests: XCTestCase {
         for (k, v) in settings {
             try Sysctl.set(k, v, namespace: world.path(ns[0]))
             let path = "/proc/sys/" + (k.contains("/") ? k : k.replacingOccurrences(of: ".", with: "/"))
-            XCTAssertEqual(world.exec(in: ns[0], ["cat", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), v, k)
+            XCTAssertEqual(try world.exec(in: ns[0], ["cat", path]).checked().stdout.trimmingCharacters(in: .whitespacesAndNewlines), v, k)
             XCTAssertEqual(try Sysctl.get(k, namespace: ns[0]), v, k)
         }
         XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8), outside,

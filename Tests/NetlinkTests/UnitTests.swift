@@ -53,8 +53,8 @@ final class NetlinkMessageTests: XCTestCase {
         return le16(4 + payload.count) + le16(type) + padded
     }
 
-    func testBridgeRequest() {
-        let m = RouteSocket.bridgeRequest(name: "br0", mtu: 1450, mac: MACAddress("02:00:00:00:00:01")!, vlanFiltering: true)
+    func testBridgeRequest() throws {
+        let m = try RouteSocket.bridgeRequest(name: "br0", mtu: 1450, mac: MACAddress("02:00:00:00:00:01")!, vlanFiltering: true)
         let body = ifinfo(family: 0, index: 0)
             + attr(3, Array("br0".utf8) + [0])
             + attr(4, le32(1450))
@@ -63,13 +63,29 @@ final class NetlinkMessageTests: XCTestCase {
         XCTAssertEqual(m.bytes, header(len: 16 + body.count, type: 16, flags: 0x400 | 0x200 | 0x4) + body)
     }
 
-    func testBridgePortAndVLANRequests() {
-        let port = RouteSocket.bridgePortRequest(7) { $0.put(4, u8: 1); $0.put(33, u8: 0) }
+    func testBridgePortAndVLANRequests() throws {
+        let port = try RouteSocket.bridgePortRequest(7) { try $0.put(4, u8: 1); try $0.put(33, u8: 0) }
         let pbody = ifinfo(family: 7, index: 7) + attr(12 | 0x8000, attr(4, [1]) + attr(33, [0]))
         XCTAssertEqual(port.bytes, header(len: 16 + pbody.count, type: 19, flags: 0x4) + pbody)
 
-        let vlan = RouteSocket.bridgeVLANRequest(19, 9, vid: 42, pvid: true, untagged: true)
+        let vlan = try RouteSocket.bridgeVLANRequest(19, 9, vid: 42, pvid: true, untagged: true)
         let vbody = ifinfo(family: 7, index: 9) + attr(26 | 0x8000, attr(2, le16(6) + le16(42)))
         XCTAssertEqual(vlan.bytes, header(len: 16 + vbody.count, type: 19, flags: 0x4) + vbody)
+    }
+
+    /// An attribute that does not fit fails the build with EMSGSIZE; nothing half-built is
+    /// left to send.
+    func testOversizedRequestFailsInsteadOfTruncating() throws {
+        XCTAssertThrowsError(try RouteSocket.bridgePortRequest(7) { try $0.put(4, bytes: [UInt8](repeating: 1, count: 1 << 16)) }) {
+            let e = $0 as? SystemError
+            XCTAssertEqual(e?.errno, .messageTooLong, "\($0)")
+            XCTAssertEqual(e?.operation, "build netlink message")
+        }
+        let m = try NetlinkMessage(type: RTM.setLink, flags: 0)
+        XCTAssertThrowsError(try m.nest(IFLA.linkinfo) { try m.put(IFLA.infoKind, string: String(repeating: "x", count: 1 << 16)) }) {
+            XCTAssertEqual(($0 as? SystemError)?.errno, .messageTooLong, "\($0)")
+        }
+        // A request that fits is unaffected.
+        XCTAssertNoThrow(try RouteSocket.bridgePortRequest(7) { try $0.put(4, bytes: [UInt8](repeating: 1, count: 512)) })
     }
 }

@@ -32,9 +32,8 @@ final class BridgeConflistTests: XCTestCase {
         // After ADD+DEL for both: the bridge stays, no veth, no lease, no masquerade element.
         XCTAssertNotNil(world.links(host)["netlab0"])
         XCTAssertEqual(world.ipJSON(host, ["link", "show", "type", "veth"]).count, 0)
-        let leases = (try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/netlab")) ?? []
-        XCTAssertEqual(leases.filter { $0.first?.isNumber == true }, [])
-        let nft = world.exec(in: host, ["nft", "list", "table", "inet", "netlab"]).stdout
+        XCTAssertEqual(try hostLocalReservations(dataDir: dataDir, network: "netlab"), [])
+        let nft = try world.exec(in: host, ["nft", "list", "table", "inet", "netlab"]).checked().stdout
         XCTAssertTrue(nft.contains("masq-netlab0") && !nft.contains("comment"), nft)
     }
 }

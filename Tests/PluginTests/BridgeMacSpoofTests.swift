@@ -15,30 +15,25 @@ final class BridgeMacSpoofTests: BridgeTestCase {
         var description: String { "\(set): \(key) \"\(comment)\"" }
     }
 
-    /// The elements of `table bridge netlab` in the host netns, from `nft -j` (keys of
-    /// concatenations joined with " . ").
-    func spoofElements() -> [Element] {
-        let r = world.exec(in: bw.host, ["nft", "-j", "list", "table", "bridge", "netlab"])
-        guard r.ok, let items = r.jsonObject?["nftables"] as? [[String: Any]] else { return [] }
-        var out: [Element] = []
-        for item in items {
-            guard let s = item["set"] as? [String: Any], let name = s["name"] as? String else { continue }
-            for e in (s["elem"] as? [Any]) ?? [] {
-                var val: Any? = e, comment = ""
-                if let inner = (e as? [String: Any])?["elem"] as? [String: Any] {
-                    val = inner["val"]
-                    comment = inner["comment"] as? String ?? ""
-                }
-                let key: String
-                if let concat = (val as? [String: Any])?["concat"] as? [Any] {
-                    key = concat.map { "\($0)" }.joined(separator: " . ")
-                } else {
-                    key = "\(val ?? "")"
-                }
-                out.append(Element(set: name, key: key, comment: comment))
-            }
-        }
-        return out.sorted { "\($0)" < "\($1)" }
+    /// The elements of the sets of `table bridge netlab` in the host netns (keys of
+    /// concatenations joined with " . "); a failing `nft` fails the running test.
+    func spoofElements(file: StaticString = #filePath, line: UInt = #line) -> [Element] {
+        world.ruleset(bw.host, file: file, line: line).sets(table: "netlab", family: "bridge").flatMap { set in
+            set.elements.map { Element(set: set.name, key: Self.key($0), comment: $0.comment ?? "") }
+        }.sorted { "\($0)" < "\($1)" }
+    }
+
+    /// An element's key as nft writes it: `veth . mac` for the concatenations.
+    static func key(_ e: NFTRuleset.Element) -> String {
+        var value = e.raw
+        if let wrapped = (value as? [String: Any])?["elem"] as? [String: Any] { value = wrapped["val"] ?? wrapped }
+        guard let concat = (value as? [String: Any])?["concat"] as? [Any] else { return e.key }
+        return concat.map { "\($0)" }.joined(separator: " . ")
+    }
+
+    /// `nft list ARGS…` in the host netns as nft prints it; throws when `nft` fails.
+    func nftList(_ args: String...) throws -> String {
+        try world.exec(in: bw.host, ["nft", "list"] + args).checked().stdout
     }
 
     func expected(_ r: CommandResult, id: String) -> [Element] {
@@ -69,7 +64,7 @@ final class BridgeMacSpoofTests: BridgeTestCase {
 
         // The layout and each checked container's two elements, with the owner comment.
         XCTAssertEqual(spoofElements(), (expected(r1, id: "spoof-one") + expected(r2, id: "spoof-two")).sorted { "\($0)" < "\($1)" })
-        let table = world.exec(in: bw.host, ["nft", "list", "table", "bridge", "netlab"]).stdout
+        let table = try nftList("table", "bridge", "netlab")
         XCTAssertTrue(table.contains("type filter hook prerouting priority dstnat; policy accept;"), table)
         XCTAssertTrue(table.contains("iifname @spoofchk_ports iifname . ether saddr != @spoofchk_allowed drop"), table)
 
@@ -81,7 +76,7 @@ final class BridgeMacSpoofTests: BridgeTestCase {
         let own = mac(c1)
         setMAC(c1, "02:5a:00:00:00:01")
         XCTAssertNotEqual(bw.ping(from: c1, "10.99.0.1").status, 0, "spoofed c1 -> gateway must fail")
-        runCommand(["ip", "-n", c1, "neigh", "flush", "dev", "eth0"])
+        try runChecked(["ip", "-n", c1, "neigh", "flush", "dev", "eth0"])
         XCTAssertNotEqual(bw.ping(from: c1, a2).status, 0, "spoofed c1 -> c2 must fail")
         // The second checked container is unaffected.
         XCTAssertEqual(bw.ping(from: c2, "10.99.0.1").status, 0, "c2 -> gateway")
@@ -115,19 +110,19 @@ final class BridgeMacSpoofTests: BridgeTestCase {
         XCTAssertEqual(ok.status, 0, ok.description)
 
         // The allowed pair gone: CHECK names it.
-        XCTAssertTrue(world.exec(in: bw.host, ["nft", "flush", "set", "bridge", "netlab", "spoofchk_allowed"]).ok)
+        try world.exec(in: bw.host, ["nft", "flush", "set", "bridge", "netlab", "spoofchk_allowed"]).checked()
         let bad = bw.run("CHECK", withPrev, ctr: c1, id: "chk")
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue((bad.jsonObject?["msg"] as? String ?? "").contains("macspoofchk"), bad.stdout)
 
         // The rule gone: CHECK fails, and the next ADD puts the layout back whole.
-        XCTAssertTrue(world.exec(in: bw.host, ["nft", "flush", "chain", "bridge", "netlab", "spoofchk"]).ok)
+        try world.exec(in: bw.host, ["nft", "flush", "chain", "bridge", "netlab", "spoofchk"]).checked()
         let bad2 = bw.run("CHECK", withPrev, ctr: c1, id: "chk")
         XCTAssertTrue((bad2.jsonObject?["msg"] as? String ?? "").contains("spoofchk"), bad2.stdout)
         let c2 = world.netns("c2")
         let r2 = bw.run("ADD", conf, ctr: c2, id: "again")
         XCTAssertEqual(r2.status, 0, r2.description)
-        let table = world.exec(in: bw.host, ["nft", "list", "table", "bridge", "netlab"]).stdout
+        let table = try nftList("table", "bridge", "netlab")
         XCTAssertTrue(table.contains("iifname @spoofchk_ports iifname . ether saddr != @spoofchk_allowed drop"), table)
         let ok2 = bw.run("CHECK", bw.config(conf, prevResult: r2.stdout), ctr: c2, id: "again")
         XCTAssertEqual(ok2.status, 0, ok2.description)
@@ -139,7 +134,7 @@ final class BridgeMacSpoofTests: BridgeTestCase {
         XCTAssertEqual(bw.run("ADD", conf, ctr: c1, id: "gone").status, 0)
         XCTAssertEqual(spoofElements().count, 2)
         let path = world.path(c1)
-        runCommand(["ip", "netns", "del", c1])
+        try runChecked(["ip", "netns", "del", c1])
         for netns in [path, nil] {
             let d = bw.run("DEL", conf, ctr: netns, id: "gone")
             XCTAssertEqual(d.status, 0, d.description)
@@ -190,7 +185,7 @@ final class BridgeMacSpoofTests: BridgeTestCase {
         for (i, r) in adds.enumerated() { XCTAssertEqual(r?.status, 0, "ADD \(i): \(r?.description ?? "")") }
         let want = adds.enumerated().flatMap { expected($0.element!, id: "burst-\($0.offset)") }
         XCTAssertEqual(spoofElements(), want.sorted { "\($0)" < "\($1)" })
-        let rules = world.exec(in: bw.host, ["nft", "list", "chain", "bridge", "netlab", "spoofchk"]).stdout
+        let rules = try nftList("chain", "bridge", "netlab", "spoofchk")
         XCTAssertEqual(rules.components(separatedBy: "@spoofchk_allowed drop").count, 2, rules)
 
         DispatchQueue.concurrentPerform(iterations: n) { i in

@@ -32,7 +32,7 @@ final class BridgeTests: BridgeTestCase {
         let brAddrs = world.ipJSON(bw.host, ["addr", "show", "dev", bw.bridge])
             .flatMap { ($0["addr_info"] as? [[String: Any]]) ?? [] }.compactMap { $0["local"] as? String }
         XCTAssertTrue(brAddrs.contains("10.99.0.1"), "\(brAddrs)")
-        XCTAssertEqual(world.exec(in: bw.host, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout, "1\n")
+        XCTAssertEqual(try world.exec(in: bw.host, ["cat", "/proc/sys/net/ipv4/ip_forward"]).checked().stdout, "1\n")
         let routes = world.ipJSON(c1, ["route", "show", "default"])
         XCTAssertEqual(routes.first?["gateway"] as? String, "10.99.0.1")
 
@@ -57,11 +57,11 @@ final class BridgeTests: BridgeTestCase {
         // "The internet": a third netns joined to the host netns by a veth, 203.0.113.0/24.
         let inet = world.netns("inet")
         let (hv, iv) = (world.shortName("nlh"), world.shortName("nli"))
-        runCommand(["ip", "-n", bw.host, "link", "add", hv, "type", "veth", "peer", "name", iv, "netns", inet])
-        runCommand(["ip", "-n", bw.host, "addr", "add", "203.0.113.1/24", "dev", hv])
-        runCommand(["ip", "-n", bw.host, "link", "set", hv, "up"])
-        runCommand(["ip", "-n", inet, "addr", "add", "203.0.113.2/24", "dev", iv])
-        runCommand(["ip", "-n", inet, "link", "set", iv, "up"])
+        try runChecked(["ip", "-n", bw.host, "link", "add", hv, "type", "veth", "peer", "name", iv, "netns", inet])
+        try runChecked(["ip", "-n", bw.host, "addr", "add", "203.0.113.1/24", "dev", hv])
+        try runChecked(["ip", "-n", bw.host, "link", "set", hv, "up"])
+        try runChecked(["ip", "-n", inet, "addr", "add", "203.0.113.2/24", "dev", iv])
+        try runChecked(["ip", "-n", inet, "link", "set", iv, "up"])
         // No route back to the containers there: only a masqueraded packet can be answered.
 
         let c1 = world.netns("c1")
@@ -69,11 +69,11 @@ final class BridgeTests: BridgeTestCase {
         XCTAssertEqual(r.status, 0, r.description)
         XCTAssertEqual(bw.masqElements().map(\.comment), ["\(bw.network) ctr-masq eth0"])
         // The layout, in nft's own words.
-        let chain = world.exec(in: bw.host, ["nft", "list", "chain", "inet", "netlab", "masq-\(bw.bridge)"]).stdout
+        let chain = try world.exec(in: bw.host, ["nft", "list", "chain", "inet", "netlab", "masq-\(bw.bridge)"]).checked().stdout
         for rule in ["oifname \"\(bw.bridge)\" return", "ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return", "masquerade"] {
             XCTAssertTrue(chain.contains(rule), "missing \(rule) in \(chain)")
         }
-        let post = world.exec(in: bw.host, ["nft", "list", "chain", "inet", "netlab", "masq_postrouting"]).stdout
+        let post = try world.exec(in: bw.host, ["nft", "list", "chain", "inet", "netlab", "masq_postrouting"]).checked().stdout
         XCTAssertTrue(post.contains("type nat hook postrouting priority srcnat") && post.contains("ip saddr vmap @masq_v4")
                       && post.contains("ip6 saddr vmap @masq_v6"), post)
 
@@ -126,7 +126,7 @@ final class BridgeTests: BridgeTestCase {
         let r3 = bw6.run("ADD", bw6.config(gwConf, ranges: [[["subnet": "fd00:98::/64"]]]), ctr: c3, id: "v6-1")
         XCTAssertEqual(r3.status, 0, r3.description)
         XCTAssertEqual(bw6.ping(from: c3, "fd00:98::1").status, 0)
-        XCTAssertEqual(world.exec(in: bw6.host, ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).stdout, "1\n")
+        XCTAssertEqual(try world.exec(in: bw6.host, ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).checked().stdout, "1\n")
     }
 
     func testCheckPassesAfterAddAndFailsWhenTheVethIsGone() throws {
@@ -138,7 +138,7 @@ final class BridgeTests: BridgeTestCase {
         let ok = bw.run("CHECK", withPrev, ctr: c1, id: "chk")
         XCTAssertEqual(ok.status, 0, ok.description)
 
-        runCommand(["ip", "-n", c1, "link", "del", "eth0"])
+        try runChecked(["ip", "-n", c1, "link", "del", "eth0"])
         let bad = bw.run("CHECK", withPrev, ctr: c1, id: "chk")
         XCTAssertNotEqual(bad.status, 0)
         let msg = bad.jsonObject?["msg"] as? String ?? ""
@@ -150,16 +150,16 @@ final class BridgeTests: BridgeTestCase {
         let c1 = world.netns("c1")
         let r = bw.run("ADD", conf, ctr: c1, id: "chk2")
         XCTAssertEqual(r.status, 0, r.description)
-        runCommand(["ip", "netns", "exec", bw.host, "nft", "flush", "map", "inet", "netlab", "masq_v4"])
+        try runChecked(["ip", "netns", "exec", bw.host, "nft", "flush", "map", "inet", "netlab", "masq_v4"])
         let bad = bw.run("CHECK", bw.config(conf, prevResult: r.stdout), ctr: c1, id: "chk2")
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue((bad.jsonObject?["msg"] as? String ?? "").contains("masquerade"), bad.stdout)
     }
 
     func assertNothingLeft(_ id: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(bw.hostVeths(), [], "host veths left", file: file, line: line)
-        XCTAssertEqual(bw.leases(), [], "leases left", file: file, line: line)
-        XCTAssertTrue(bw.masqElements().filter { $0.comment.contains(id) }.isEmpty, "nft elements left", file: file, line: line)
+        XCTAssertEqual(bw.hostVeths(file: file, line: line), [], "host veths left", file: file, line: line)
+        XCTAssertEqual(bw.leases(file: file, line: line), [], "leases left", file: file, line: line)
+        XCTAssertTrue(bw.masqElements(file: file, line: line).filter { $0.comment.contains(id) }.isEmpty, "nft elements left", file: file, line: line)
     }
 
     func testDelTwiceLeavesNothing() throws {
@@ -183,7 +183,7 @@ final class BridgeTests: BridgeTestCase {
         XCTAssertEqual(bw.run("ADD", conf, ctr: c1, id: "gone").status, 0)
         XCTAssertEqual(bw.masqElements().count, 1)
         let path = world.path(c1)
-        runCommand(["ip", "netns", "del", c1])
+        try runChecked(["ip", "netns", "del", c1])
         let d = bw.run("DEL", conf, ctr: path, id: "gone")
         XCTAssertEqual(d.status, 0, d.description)
         let d2 = bw.run("DEL", conf, ctr: nil, id: "gone")
@@ -198,7 +198,7 @@ final class BridgeTests: BridgeTestCase {
         let conf = bw.config(gwConf)
         let c1 = world.netns("c1")
         XCTAssertEqual(bw.run("ADD", conf, ctr: c1, id: "noif").status, 0)
-        runCommand(["ip", "-n", c1, "link", "del", "eth0"])
+        try runChecked(["ip", "-n", c1, "link", "del", "eth0"])
         let d = bw.run("DEL", conf, ctr: c1, id: "noif")
         XCTAssertEqual(d.status, 0, d.description)
         assertNothingLeft("noif")
@@ -225,7 +225,7 @@ final class BridgeTests: BridgeTestCase {
     func testFailedAddWithANameClashLeavesNothing() throws {
         let conf = bw.config(gwConf)
         let c1 = world.netns("c1")
-        XCTAssertTrue(runCommand(["ip", "-n", c1, "link", "add", "eth0", "type", "bridge"]).ok)
+        try runChecked(["ip", "-n", c1, "link", "add", "eth0", "type", "bridge"])
         let r = bw.run("ADD", conf, ctr: c1, id: "clash")
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue((r.jsonObject?["msg"] as? String ?? "").contains("already exists"), r.stdout)

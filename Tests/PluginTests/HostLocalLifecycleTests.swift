@@ -164,7 +164,7 @@ final class HostLocalLifecycleTests: XCTestCase {
         let r = h.run("STATUS", conf)
         XCTAssertEqual(r.status, 1)
         XCTAssertEqual(r.cniCode, 50, "\(r)")
-        XCTAssertTrue(r.cniMessage.contains(blocker + "/state/net") && r.cniMessage.contains("ENOTDIR (Not a directory)"), r.cniMessage)
+        XCTAssertTrue(r.cniMessage.contains("mkdir " + blocker + ": ENOTDIR (Not a directory)"), r.cniMessage)
         // ADD on the same directory is an I/O failure that names it.
         let add = h.run("ADD", conf)
         XCTAssertEqual(add.cniCode, 5, "\(add)")

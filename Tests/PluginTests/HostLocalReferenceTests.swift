@@ -163,7 +163,7 @@ final class HostLocalReferenceTests: XCTestCase {
         for (label, make, args) in cases {
             // Every case starts from empty state on both sides.
             for dir in [ours.dataDir, theirs.dataDir] {
-                for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f != "resolv.conf" {
+                for f in try FileManager.default.contentsOfDirectory(atPath: dir) where f != "resolv.conf" {
                     try FileManager.default.removeItem(atPath: dir + "/" + f)
                 }
             }

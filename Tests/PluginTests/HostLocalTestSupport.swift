@@ -43,19 +43,25 @@ final class HostLocalHarness: Sendable {
     /// The state directory of network `name`.
     func networkDir(_ name: String = "net") -> String { dataDir + "/" + name }
 
-    /// File names in the network's state directory (empty when it does not exist).
-    func files(_ name: String = "net") -> Set<String> {
-        Set((try? FileManager.default.contentsOfDirectory(atPath: networkDir(name))) ?? [])
+    /// File names in the network's state directory (empty while it does not exist). A
+    /// directory that cannot be listed fails the running test.
+    func files(_ name: String = "net", file: StaticString = #filePath, line: UInt = #line) -> Set<String> {
+        TestFailures.reporting([], file: file, line: line) {
+            guard FileManager.default.fileExists(atPath: networkDir(name)) else { return [] }
+            return Set(try FileManager.default.contentsOfDirectory(atPath: networkDir(name)))
+        }
     }
 
     /// Address files only (not `lock` or `last_reserved_ip.N`).
-    func addressFiles(_ name: String = "net") -> Set<String> {
-        files(name).filter { $0 != "lock" && !$0.hasPrefix("last_reserved_ip.") }
+    func addressFiles(_ name: String = "net", file: StaticString = #filePath, line: UInt = #line) -> Set<String> {
+        files(name, file: file, line: line).filter { $0 != "lock" && !$0.hasPrefix("last_reserved_ip.") }
     }
 
-    /// A file's bytes as text (nil when missing).
-    func read(_ name: String, network: String = "net") -> String? {
-        try? String(contentsOfFile: networkDir(network) + "/" + name, encoding: .utf8)
+    /// A file's bytes as text; a missing or unreadable file fails the running test (nil).
+    func read(_ name: String, network: String = "net", file: StaticString = #filePath, line: UInt = #line) -> String? {
+        TestFailures.reporting(nil, file: file, line: line) {
+            try String(contentsOfFile: networkDir(network) + "/" + name, encoding: .utf8)
+        }
     }
 
     static var hasReference: Bool { FileManager.default.isExecutableFile(atPath: referencePlugin) }
@@ -64,6 +70,7 @@ final class HostLocalHarness: Sendable {
 /// Parses JSON text into a Foundation object (nil when it is not JSON).
 func hostLocalJSON(_ text: String) -> NSObject? {
     guard let d = text.data(using: .utf8) else { return nil }
+    // Not JSON: nil is the answer asked for (the callers fail on it).
     return try? JSONSerialization.jsonObject(with: d) as? NSObject
 }
 

@@ -22,7 +22,7 @@ final class LoopbackTests: XCTestCase {
 
     func testAddBringsLoUpAndReportsIt() throws {
         let ns = world.netns("ctr")
-        runCommand(["ip", "-n", ns, "link", "set", "lo", "down"])
+        try runChecked(["ip", "-n", ns, "link", "set", "lo", "down"])
         XCTAssertFalse(isUp(ns))
         let r = world.runPlugin("loopback", command: "ADD", config: config(), netns: ns, ifname: "lo")
         XCTAssertEqual(r.status, 0, r.description)
@@ -36,12 +36,12 @@ final class LoopbackTests: XCTestCase {
         XCTAssertTrue(ips.contains("127.0.0.1/8"), "ips: \(ips)")
     }
 
-    func testCheckAfterAddAndFailsWhenLoIsDown() {
+    func testCheckAfterAddAndFailsWhenLoIsDown() throws {
         let ns = world.netns("ctr")
         XCTAssertEqual(world.runPlugin("loopback", command: "ADD", config: config(), netns: ns, ifname: "lo").status, 0)
         let check = world.runPlugin("loopback", command: "CHECK", config: config(), netns: ns, ifname: "lo")
         XCTAssertEqual(check.status, 0, check.description)
-        runCommand(["ip", "-n", ns, "link", "set", "lo", "down"])
+        try runChecked(["ip", "-n", ns, "link", "set", "lo", "down"])
         let bad = world.runPlugin("loopback", command: "CHECK", config: config(), netns: ns, ifname: "lo")
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue((bad.jsonObject?["msg"] as? String ?? "").contains("down"), bad.stdout)
@@ -58,10 +58,10 @@ final class LoopbackTests: XCTestCase {
         XCTAssertFalse(isUp(ns))
     }
 
-    func testDelOnVanishedNetnsSucceeds() {
+    func testDelOnVanishedNetnsSucceeds() throws {
         let ns = world.netns("gone")
         let path = world.path(ns)
-        runCommand(["ip", "netns", "del", ns])
+        try runChecked(["ip", "netns", "del", ns])
         let r = world.runPlugin("loopback", command: "DEL", config: config(), netns: path, ifname: "lo")
         XCTAssertEqual(r.status, 0, r.description)
         let r2 = world.runPlugin("loopback", command: "DEL", config: config(), netns: nil, ifname: "lo")

@@ -36,7 +36,7 @@ final class PortmapTrafficTests: PortmapTestCase {
         XCTAssertEqual(pm.connect(from: pm.host, "127.0.0.1", 8080)?.hasPrefix("c1 "), true)
         XCTAssertEqual(pm.connect(from: pm.host, "127.0.0.1", 8080, udp: true)?.hasPrefix("c1 "), true)
         XCTAssertEqual(pm.connect(from: pm.host, PortmapWorld.hostUnderlayV4, 8080)?.hasPrefix("c1 "), true)
-        XCTAssertEqual(world.exec(in: pm.host, ["sysctl", "-n", "net.ipv4.conf.\(pm.bridge).route_localnet"]).stdout, "1\n")
+        XCTAssertEqual(try world.exec(in: pm.host, ["sysctl", "-n", "net.ipv4.conf.\(pm.bridge).route_localnet"]).checked().stdout, "1\n")
         // [::1]:8080 is not mapped (no route_localnet for IPv6): a host listener there keeps it.
         let hostServer = pm.serve(pm.host, port: 8080, name: "hostself")
         XCTAssertEqual(pm.connect(from: pm.host, "::1", 8080)?.hasPrefix("hostself "), true)

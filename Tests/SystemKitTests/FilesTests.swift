@@ -116,10 +116,11 @@ final class FilesTests: XCTestCase {
     func testMakeDirectoriesFailsWhereAFileIsInTheWay() throws {
         let dir = try makeTemporaryDirectory()
         try Files.writeAtomically(dir + "/file", [1])
-        // The level that is a file is named, as `mkdir -p` does.
-        for path in [dir + "/file/sub", dir + "/file"] {
+        // The level that is a file is named, with the errno `mkdir -p` gives: ENOTDIR where
+        // a parent should be, EEXIST where the directory itself should be.
+        for (path, errno) in [(dir + "/file/sub", Errno.notDirectory), (dir + "/file", Errno.exists)] {
             XCTAssertThrowsError(try Files.makeDirectories(path), path) { error in
-                XCTAssertEqual((error as? SystemError)?.errno, .exists, "\(error)")
+                XCTAssertEqual((error as? SystemError)?.errno, errno, "\(error)")
                 XCTAssertEqual((error as? SystemError)?.object, dir + "/file")
             }
         }
