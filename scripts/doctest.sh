@@ -14,6 +14,9 @@
 #                            (blank lines between are fine) is an ```output block.
 #   … doctest cleanup        (either kind) runs even when an earlier block failed, so the
 #                            namespaces and hosts a page makes are always removed.
+#   <!-- doctest: NAME -->   on the line before a fence (blank lines between are fine) marks
+#                            that block the same way, for pages that keep their info strings
+#                            plain (`<!-- doctest: NAME cleanup -->` for a cleanup block).
 #
 # How a page runs: in order, in one fresh `bash` with `set -e`, as root, from the repository
 # root, with out/bin (or $DOCTEST_BIN) first on PATH and NETLAB_RUN_DIR set to a new empty
@@ -56,15 +59,23 @@ import os, re, shutil, subprocess, sys, tempfile
 BIN, PAGES = sys.argv[1], sys.argv[2:]
 PAGE_TIMEOUT = 900  # seconds for one page, its cleanup included
 FENCE = re.compile(r'^(\s*)(```+)\s*(.*)$')
+MARKER = re.compile(r'^\s*<!--\s*doctest\b:?(.*?)-->\s*$')
 
 def blocks(path):
     """The fenced blocks of a page: (info words, text, line number)."""
-    out, lines, i = [], open(path).read().split('\n'), 0
+    out, lines, i, marker = [], open(path).read().split('\n'), 0, None
     while i < len(lines):
         m = FENCE.match(lines[i])
         if not m:
+            if MARKER.match(lines[i]):
+                marker = MARKER.match(lines[i]).group(1).split()
+            elif lines[i].strip():
+                marker = None
             i += 1; continue
         indent, fence, info = m.group(1), m.group(2), m.group(3).split()
+        if marker is not None:
+            info = (info or ['sh'])[:1] + ['doctest'] + (['cleanup'] if 'cleanup' in marker else [])
+            marker = None
         body, j = [], i + 1
         while j < len(lines) and not (lines[j].strip().startswith(fence) and lines[j].strip().strip('`') == ''):
             body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
