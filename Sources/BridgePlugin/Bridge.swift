@@ -31,7 +31,16 @@ public struct Bridge: CNIPlugin {
 
     /// ADD's steps, in order; each change registers its undo.
     private func attach(_ c: AddContext, _ undo: inout Rollback) throws -> CNIResult {
+        let bridgeExisted = try c.host.link(named: c.conf.bridge) != nil
         let br = try ensureBridge(c.host, c.conf)
+        if !bridgeExisted {
+            // A failed first ADD (e.g. its IPAM plugin missing from CNI_PATH) leaves no bridge
+            // behind; once another container's veth is on it, the bridge is theirs too.
+            undo.register("delete bridge \(br.name) created by this ADD") { [host = c.host, index = br.index, name = br.name] in
+                guard try !host.links().contains(where: { $0.masterIndex == index }) else { return }
+                try host.deleteLink(named: name)
+            }
+        }
         let (hostLink, ctrLink) = try createVeth(c, &undo)
         if c.conf.macSpoofCheck { try addSpoofCheck(c, hostVeth: hostLink.name, ctrLink: ctrLink, &undo) }
         try plugIntoBridge(c, hostLink.index, bridge: br.index)
