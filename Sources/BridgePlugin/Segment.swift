@@ -31,11 +31,22 @@ extension BridgeSegment {
     public func attached(_ result: CNIResult, owner: ElementOwner, _ undo: inout Rollback) throws {}
 }
 
-/// The bridge plugin's segment: the bridge `conf.bridge`, created when missing and kept.
+/// The bridge plugin's segment: the bridge `conf.bridge`, created when missing and kept once
+/// a container is on it.
 struct PlainBridge: BridgeSegment {
     var plugin: String { "bridge" }
 
     func prepare(_ host: RouteSocket, _ conf: BridgeConfig, _ undo: inout Rollback) throws -> Link {
-        try Bridge().ensureBridge(host, conf)
+        let bridgeExisted = try host.link(named: conf.bridge) != nil
+        let br = try Bridge().ensureBridge(host, conf)
+        if !bridgeExisted {
+            // A failed first ADD (e.g. its IPAM plugin missing from CNI_PATH) leaves no bridge
+            // behind; once another container's veth is on it, the bridge is theirs too.
+            undo.register("delete bridge \(br.name) created by this ADD") { [index = br.index, name = br.name] in
+                guard try !host.links().contains(where: { $0.masterIndex == index }) else { return }
+                try host.deleteLink(named: name)
+            }
+        }
+        return br
     }
 }

@@ -24,6 +24,19 @@ public enum Files {
         try readIfPresent(path).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The whole file, or nil when it does not exist. With `followSymlink: false` a symlink in
+    /// the file's place is refused (ELOOP) instead of read through.
+    public static func readIfPresent(_ path: String, followSymlink: Bool) throws(SystemError) -> [UInt8]? {
+        let options: FileDescriptor.Options = followSymlink ? .readOnly : [.readOnly, .noFollow]
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, options)
+        } catch where error.errno == .noSuchFileOrDirectory {
+            return nil
+        }
+        return try fd.closeAfter { () throws(SystemError) in try fd.readAll(context: path) }
+    }
+
     /// Test hook: runs between writing the temporary file and renaming it over `path`.
     nonisolated(unsafe) package static var beforeRename: ((String) throws -> Void)?
 

@@ -64,6 +64,20 @@ final class FilesTests: XCTestCase {
 
     // MARK: createExclusive
 
+    func testReadIfPresentWithoutFollowingRefusesASymlink() throws {
+        let dir = try makeTemporaryDirectory()
+        let target = dir + "/target", link = dir + "/link"
+        try Files.writeAtomically(target, Array("secret".utf8))
+        XCTAssertEqual(symlink(target, link), 0)
+        XCTAssertEqual(try Files.readIfPresent(target, followSymlink: false), Array("secret".utf8))
+        XCTAssertNil(try Files.readIfPresent(dir + "/absent", followSymlink: false))
+        XCTAssertThrowsError(try Files.readIfPresent(link, followSymlink: false)) { error in
+            XCTAssertEqual((error as? SystemError)?.errno, .loop)
+            XCTAssertEqual((error as? SystemError)?.object, link)
+        }
+        XCTAssertEqual(try Files.readIfPresent(link, followSymlink: true), Array("secret".utf8))
+    }
+
     func testCreateExclusiveCreatesOnceAndNeverOverwrites() throws {
         let dir = try makeTemporaryDirectory()
         let path = dir + "/10.0.0.2"
