@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 DEST=${1:-out/bin}
-PRODUCTS=(loopback bridge host-local portmap firewall tuning macvlan ipvlan vxlan flannel netlab)
+PRODUCTS=(loopback bridge host-local portmap firewall tuning macvlan ipvlan vxlan flannel overlayd netlab)
 mkdir -p "$DEST"
 # Only the shipped products: a plain `swift build` also builds TestSupport, which needs XCTest.
 for p in "${PRODUCTS[@]}"; do

@@ -60,7 +60,7 @@ public struct Demo {
         }
         return [noneRow(on: a), hostRow(on: a, address: aAddr), containerRow(on: a), bridgeRow(on: a),
                 masqueradeRow(from: a, address: aAddr, to: o, address: oAddr),
-                publishedPortRow(on: a, address: aAddr, from: o)]
+                publishedPortRow(on: a, address: aAddr, from: o), overlayRow(a, o)]
     }
 
     // MARK: one row per mode
@@ -123,12 +123,45 @@ public struct Demo {
                    detail: "got: \(pub.out.trimmedLines)")
     }
 
+    static let overlayNetwork = "demo-overlay"
+
+    /// overlay: a network spanning both hosts; a container on the outside host reaches one on
+    /// nldemo-a through VXLAN, each in its host's leased subnet.
+    func overlayRow(_ a: String, _ o: String) -> Row {
+        let tried = "container on \(o) -> container on \(a) over --driver overlay"
+        guard netlab(["network", "create", "--driver", "overlay", "--subnet", "10.244.0.0/16"], host: nil, [Self.overlayNetwork]).status == 0 else {
+            return Row(mode: "overlay", tried: tried, passed: false, detail: "network create failed")
+        }
+        let srv = netlab(["run", "-d", "--name", "demo-ov", "--network", Self.overlayNetwork], host: a,
+                         ["--", "python3", "-c", DemoScripts.server(port: 7100, reply: "hello across hosts")]).status == 0
+        let ip = containerIP(a, "demo-ov", network: Self.overlayNetwork) ?? "?"
+        let cli = netlab(["run", "--rm", "--network", Self.overlayNetwork], host: o,
+                         ["--", "python3", "-c", DemoScripts.client(ip, port: 7100)])
+        let leases = [a, o].map { "\($0) \(leasedSubnet($0) ?? "?")" }.joined(separator: ", ")
+        return Row(mode: "overlay", tried: "\(tried) (\(ip):7100)",
+                   passed: srv && cli.status == 0 && cli.out.contains("hello across hosts"),
+                   detail: "leased: \(leases); got: \(cli.out.trimmedLines)")
+    }
+
+    /// The subnet `host` leased on the demo's overlay network, as `network ls` shows it.
+    func leasedSubnet(_ host: String) -> String? {
+        for line in netlab(["network", "ls"], host: host).out.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            if f.count >= 4, f[0] == Self.overlayNetwork { return String(f[3]) }
+        }
+        return nil
+    }
+
     // MARK: hosts and addresses
 
     /// Removes the demo's hosts, also what a crash in the middle of `host add` left (a netns
     /// or underlay port without a host record). Best effort: whatever stays behind makes the
     /// next `host add` fail, and that shows as the setup row.
     func removeHosts() {
+        // The overlay network first (it spans both hosts); each step fails harmlessly when
+        // there is nothing to remove.
+        for h in [Self.hostA, Self.hostOut] { netlab(["rm", "-f"], host: h, ["demo-ov"]) }
+        netlab(["network", "rm"], host: nil, [Self.overlayNetwork])
         for h in [Self.hostA, Self.hostOut] {
             if netlab(["host", "ls"]).out.split(separator: "\n").contains(where: { $0.hasPrefix(h + " ") }) {
                 netlab(["host", "rm", "-f"], host: nil, [h])

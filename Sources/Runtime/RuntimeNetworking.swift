@@ -117,7 +117,8 @@ extension ContainerRuntime {
     }
 
     /// `network inspect`: the conflist and the containers attached, as pretty JSON.
-    public func inspectNetwork(_ name: String) throws -> String {
+    /// `driver` and `overlay` (an overlay network's subnet and leases) are added when given.
+    public func inspectNetwork(_ name: String, driver: String = "bridge", overlay: JSONValue? = nil) throws -> String {
         let cni = try requireCNI()
         let list = try cni.networks.load(name)
         let containers: [JSONValue] = try containers(onNetwork: name).map { c in
@@ -125,7 +126,11 @@ extension ContainerRuntime {
              "result": c.networks[name] ?? .null]
         }
         let config = try JSONValue.parse(list.bytes)
-        let out: JSONValue = ["name": .string(name), "config": config, "containers": .array(containers)]
+        var out: JSONValue = ["name": .string(name), "driver": .string(driver), "config": config, "containers": .array(containers)]
+        if let overlay, case .object(var fields) = out {
+            fields["overlay"] = overlay
+            out = .object(fields)
+        }
         return String(decoding: out.serialized(pretty: true), as: UTF8.self)
     }
 }

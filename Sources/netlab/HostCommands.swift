@@ -33,7 +33,16 @@ struct HostAdd: ParsableCommand {
 
     func run() throws {
         guard Glibc.geteuid() == 0 else { throw RuntimeError.notRoot(operation: "netlab host add") }
-        let h = try options.hosts().add(name)
+        let hosts = try options.hosts()
+        let h = try hosts.add(name)
+        do {
+            try options.overlayNetworks().attachAll(name)
+        } catch {
+            // Undo is best effort: the error being thrown says what failed.
+            try? options.overlayNetworks().detachAll(name)
+            try? hosts.remove(name)
+            throw error
+        }
         try printOut("\(h.name)\t\(h.netns)\t\(h.address)")
     }
 }
@@ -82,6 +91,7 @@ struct HostRemove: ParsableCommand {
                 }
             }
             try runtime.removeAll()
+            try options.overlayNetworks().detachAll(name)
             try hosts.remove(name)
             try printOut(name)
         }

@@ -12,7 +12,7 @@ struct Netlab: ParsableCommand {
         commandName: "netlab",
         abstract: "Run processes as containers in their own namespaces and wire their networks.",
         subcommands: [Run.self, Start.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self,
-                      NetworkCommand.self, Check.self, GC.self, Status.self, HostCommand.self, Demo.self, Reap.self])
+                      NetworkCommand.self, Check.self, GC.self, Status.self, HostCommand.self, Demo.self, Reap.self, NetnsExec.self])
 
     /// Errors from the runtime and the system are one line a person can act on; everything
     /// else (usage errors, exit codes) is ArgumentParser's.

@@ -1,6 +1,7 @@
 // network create/ls/inspect/rm, check, gc, status: thin over Runtime.
 
 import ArgumentParser
+import CNI
 import Runtime
 
 struct NetworkCommand: ParsableCommand {
@@ -11,11 +12,12 @@ struct NetworkCommand: ParsableCommand {
 
 struct NetworkCreate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "create", abstract: "Create a bridge network: bridge + host-local + portmap.")
+        commandName: "create",
+        abstract: "Create a network: bridge (bridge + host-local + portmap on one host) or overlay (overlayd on every simulated host, flannel + portmap).")
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Network driver (bridge).")
+    @Option(help: "Network driver: bridge, or overlay (spans every simulated host).")
     var driver = "bridge"
 
     @Option(help: ArgumentHelp("Subnet in CIDR form (repeatable; default: a free 10.89.N.0/24).", valueName: "CIDR"))
@@ -27,14 +29,31 @@ struct NetworkCreate: ParsableCommand {
     @Flag(help: "Add an IPv6 subnet (a free fd89:0:0:N::/64 unless one is given).")
     var ipv6 = false
 
+    @Option(help: ArgumentHelp("With --driver overlay: etcd endpoints for the leases (default: an embedded store under the run directory).", valueName: "urls"))
+    var etcdEndpoints: String?
+
     @Argument(help: "The network's name.")
     var name: String
 
     func run() throws {
+        if driver == "overlay" { return try createOverlay() }
+        if etcdEndpoints != nil {
+            throw RuntimeError.invalidArgument("--etcd-endpoints only applies to --driver overlay (a \(driver) network keeps no leases)")
+        }
         let runtime = try global.makeRuntime()
         guard let cni = runtime.cni else { throw RuntimeError.invalidArgument("no network backend") }
         let list = try cni.networks.create(name: name, subnets: subnet, gateway: gateway, ipv6: ipv6, driver: driver)
         try printOut(list.name)
+    }
+
+    func createOverlay() throws {
+        if gateway != nil {
+            throw RuntimeError.invalidArgument("--gateway cannot be used with --driver overlay: each host's daemon leases its own subnet, and the gateway is that subnet's first address on each host")
+        }
+        if ipv6 { throw RuntimeError.invalidArgument("--ipv6 is not supported with --driver overlay yet") }
+        if subnet.count > 1 { throw RuntimeError.invalidArgument("--driver overlay takes one --subnet (the cluster network)") }
+        let network = try global.overlayNetworks().create(name: name, subnet: subnet.first, etcdEndpoints: etcdEndpoints)
+        try printOut(network.name)
     }
 }
 
@@ -46,11 +65,18 @@ struct NetworkList: ParsableCommand {
     func run() throws {
         let runtime = try global.makeRuntime()
         guard let cni = runtime.cni else { return }
-        var rows = [["NAME", "BRIDGE", "SUBNETS", "CONTAINERS"]]
+        let overlays = try global.overlayNetworks()
+        var rows = [["NAME", "DRIVER", "BRIDGE", "SUBNETS", "CONTAINERS"]]
         for list in try cni.networks.list() {
-            rows.append([list.name, NetworkStore.bridgeName(of: list) ?? "-",
-                         NetworkStore.subnets(of: list).map(\.description).joined(separator: ","),
-                         String(try runtime.containers(onNetwork: list.name).count)])
+            var driver = "bridge", bridge = NetworkStore.bridgeName(of: list) ?? "-"
+            var subnets = NetworkStore.subnets(of: list).map(\.description).joined(separator: ",")
+            if let o = try overlays.get(list.name) {
+                driver = "overlay"
+                bridge = NetworkStore.deriveBridgeName(o.name)
+                let leased = try global.host.flatMap { try overlays.leasedSubnet($0, o.name) }
+                subnets = leased.map { "\($0) of \(o.subnet)" } ?? o.subnet.description
+            }
+            rows.append([list.name, driver, bridge, subnets, String(try runtime.containers(onNetwork: list.name).count)])
         }
         try printTable(rows)
     }
@@ -65,8 +91,20 @@ struct NetworkInspect: ParsableCommand {
     @Argument var name: String
 
     func run() throws {
-        let runtime = try global.makeRuntime()
-        try printOut(try runtime.inspectNetwork(name))
+        let overlays = try global.overlayNetworks()
+        guard let o = try overlays.get(name) else { return try printOut(try global.makeRuntime().inspectNetwork(name)) }
+        // An overlay network's conflist lives on the hosts: without --host, the first host's.
+        var options = global
+        if options.host == nil { options.host = try overlays.hosts.list().first?.name }
+        let runtime = try options.makeRuntime()
+        var leases: [String: JSONValue] = [:]
+        for h in try overlays.hosts.list() {
+            leases[h.name] = try overlays.leasedSubnet(h.name, name).map { .string($0.description) } ?? .null
+        }
+        let overlay: JSONValue = ["subnet": .string(o.subnet.description), "vni": .number(Double(o.vni)),
+                                  "store": .string(o.etcdEndpoints.map { "etcd " + $0 } ?? "embedded"),
+                                  "leases": .object(leases)]
+        try printOut(try runtime.inspectNetwork(name, driver: "overlay", overlay: overlay))
     }
 }
 
@@ -79,10 +117,29 @@ struct NetworkRemove: ParsableCommand {
 
     func run() throws {
         let runtime = try global.makeRuntime()
+        let overlays = try global.overlayNetworks()
         for n in names {
+            if try overlays.get(n) != nil {
+                try removeOverlay(n, overlays)
+                try printOut(n)
+                continue
+            }
             try runtime.removeNetwork(n)
             try printOut(n)
         }
+    }
+}
+
+extension NetworkRemove {
+    /// An overlay network spans every simulated host: refused while a container of any host uses it.
+    func removeOverlay(_ name: String, _ overlays: OverlayNetworks) throws {
+        var users: [(host: String, containers: [String])] = []
+        for h in try overlays.hosts.list() {
+            let names = try ContainerRuntime(runDirectory: RunDirectory(path: overlays.hosts.directory(h.name)))
+                .containers(onNetwork: name).map(\.name)
+            if !names.isEmpty { users.append((h.name, names)) }
+        }
+        try overlays.remove(name, hostsWithContainers: users)
     }
 }
 
