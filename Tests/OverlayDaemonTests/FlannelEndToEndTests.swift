@@ -87,7 +87,9 @@ extension DaemonWorld {
 
     /// A TCP connection from `from` to a listener in `to`: the line sent arrives.
     func tcpReaches(_ from: AttachedContainer, _ to: AttachedContainer, address: IPAddress, port: Int = 7070) throws {
-        let listener = try StartedProcess(["/usr/sbin/ip", "netns", "exec", to.netns, "nc", "-d", "-l", "-p", "\(port)"],
+        // OpenBSD nc listens on IPv4 only unless told -6.
+        let family = address.family == .v4 ? "-4" : "-6"
+        let listener = try StartedProcess(["/usr/sbin/ip", "netns", "exec", to.netns, "nc", family, "-d", "-l", "-p", "\(port)"],
                                           log: to.host.directory + "/nc-\(from.host.index)-\(address.family == .v4 ? 4 : 6).log")
         defer { listener.stop(grace: 1) }
         try eventually("nc listening in container \(to.host.index)", timeout: 5) {
