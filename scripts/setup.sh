@@ -9,6 +9,7 @@ PKGS=(
   iproute2 nftables iputils-ping netcat-openbsd tcpdump conntrack procps python3 curl  # tests and doc examples read state back with these
   containernetworking-plugins  # the reference Go plugins: interop tests and benchmarks compare against them
   libsqlite3-dev  # build: the overlay's embedded lease store (SQLite)
+  iperf3  # scripts/bench-overlay.sh: TCP throughput over the overlay and routed
   etcd-server curl openssl  # tests: a real etcd v3 (/usr/bin/etcd) for the overlay's etcd lease store, started and stopped by the tests; curl checks its health, openssl makes its TLS certificates
 )
 missing=()
