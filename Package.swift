@@ -148,6 +148,8 @@ let package = Package(
         .testTarget(name: "NetlabTests", dependencies: ["NetlabDemo", "TestSupport"]),
         // Hundreds of containers at once through the runtime, then nothing left.
         .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),
+        // Faults: plugins killed mid-operation, a full or read-only data dir, few descriptors.
+        .testTarget(name: "FaultTests", dependencies: ["CNI", "SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "NetTypes", "SystemKit"]),

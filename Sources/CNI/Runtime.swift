@@ -85,7 +85,12 @@ public struct CNIRuntime: Sendable {
             let conf = try buildConfig(plugin, list: list, prevResult: cached, rt: rt)
             _ = try exec(plugin, .del, conf, rt: rt)
         }
-        try io { () throws(SystemError) in try Files.remove(cachePath(network: list.name, containerID: rt.containerID, ifName: rt.ifName)) }
+        let cache = cachePath(network: list.name, containerID: rt.containerID, ifName: rt.ifName)
+        try io { () throws(SystemError) in try Files.remove(cache) }
+        // A runtime killed while caching this attachment's result left its temporary file.
+        _ = try io { () throws(SystemError) in
+            try Files.removeAbandonedTemporaries(in: Files.directoryName(cache), namePrefix: Files.baseName(cache) + ".tmp.")
+        }
     }
 
     /// CHECK (0.4.0+): each plugin in order with the cached result. Nothing when `disableCheck`.

@@ -171,7 +171,11 @@ public final class DiskStore: IPAMStore {
     }
 
     public func release(_ ip: IPAddress) throws {
-        try storeCall { () throws(SystemError) in try Files.remove(path(ip.description)) }
+        try storeCall { () throws(SystemError) in
+            try Files.remove(path(ip.description))
+            // A plugin killed while writing last_reserved_ip.N left its temporary file.
+            try Files.removeAbandonedTemporaries(in: directory, namePrefix: DiskStore.lastReservedPrefix)
+        }
     }
 
     public func reservations() throws -> [Reservation] {

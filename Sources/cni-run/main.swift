@@ -3,9 +3,10 @@
 // DEL in reverse order with the cached result). Like cnitool, it takes the plugin directories
 // from CNI_PATH and the capability arguments (e.g. portMappings) from CAP_ARGS.
 //
-// Usage: cni-run add|del|check CONFLIST CONTAINERID NETNS CACHE_DIR
+// Usage: cni-run add|del|check|gc CONFLIST CONTAINERID NETNS CACHE_DIR
 //   add prints the result (in the list's version) on stdout; a failure prints the CNI error
-//   JSON on stdout and exits 1.
+//   JSON on stdout and exits 1. gc (CONTAINERID and NETNS unused) collects the network with no
+//   valid attachment left, as a runtime does once its last container is gone.
 
 import CNI
 import Glibc
@@ -22,8 +23,8 @@ func fail(_ error: CNIError, version: String) -> Never {
 }
 
 let args = CommandLine.arguments
-guard args.count == 6, ["add", "del", "check"].contains(args[1]) else {
-    fail(.invalidEnvironment("usage: cni-run add|del|check CONFLIST CONTAINERID NETNS CACHE_DIR"), version: CNIVersion.current)
+guard args.count == 6, ["add", "del", "check", "gc"].contains(args[1]) else {
+    fail(.invalidEnvironment("usage: cni-run add|del|check|gc CONFLIST CONTAINERID NETNS CACHE_DIR"), version: CNIVersion.current)
 }
 guard let cniPath = Environment["CNI_PATH"], !cniPath.isEmpty else {
     fail(.invalidEnvironment("CNI_PATH is not set"), version: CNIVersion.current)
@@ -45,6 +46,7 @@ do {
     switch args[1] {
     case "add": finish(try runtime.addNetworkList(list, rt).encoded(version: list.cniVersion), status: 0)
     case "del": try runtime.delNetworkList(list, rt)
+    case "gc": try runtime.gcNetworkList(list, validAttachments: [])
     default: try runtime.checkNetworkList(list, rt)
     }
 } catch {
