@@ -17,6 +17,8 @@ let package = Package(
         .executable(name: "macvlan", targets: ["macvlan"]),
         .executable(name: "ipvlan", targets: ["ipvlan"]),
         .executable(name: "netlab", targets: ["netlab"]),
+        // Every plugin above in one executable, installed with a hard link per plugin name.
+        .executable(name: "netlab-cni", targets: ["netlab-cni"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
         .library(name: "NFTables", targets: ["NFTables"]),
@@ -82,6 +84,14 @@ let package = Package(
         .target(name: "IpvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
         .executableTarget(name: "macvlan", dependencies: ["MacvlanPlugin"]),
         .executableTarget(name: "ipvlan", dependencies: ["IpvlanPlugin"]),
+        // The plugins as one multi-call executable (argv[0] picks the plugin), what
+        // scripts/install.sh ships. Linked as a fixed-position executable: a static Swift
+        // runtime in a PIE carries tens of thousands of relocations the loader applies at every
+        // start, and a plugin starts once per container (docs/benchmarks.md).
+        .executableTarget(name: "netlab-cni", dependencies: [
+            "CNI", "LoopbackPlugin", "BridgePlugin", "HostLocalPlugin", "PortmapPlugin",
+            "FirewallPlugin", "TuningPlugin", "MacvlanPlugin", "IpvlanPlugin",
+        ], linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie"])]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
@@ -127,6 +137,8 @@ let package = Package(
         .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "NetTypes", "SystemKit"]),
+        // Real runtimes on the plugins alone: podman's CNI backend, a libcni client, the installer.
+        .testTarget(name: "RuntimeInteropTests", dependencies: ["TestSupport"]),
         .testTarget(name: "OverlayStoresTests", dependencies: ["OverlayStores", "Overlay", "SystemKit", "TestSupport"]),
     ]
 )
