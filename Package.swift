@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "NetTypes", "SystemKit"]),
         // Real runtimes on the plugins alone: podman's CNI backend, a libcni client, the installer.
-        .testTarget(name: "RuntimeInteropTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "RuntimeInteropTests", dependencies: ["SystemKit", "TestSupport"], exclude: ["libcni-client"]),
         .testTarget(name: "OverlayStoresTests", dependencies: ["OverlayStores", "Overlay", "SystemKit", "TestSupport"]),
     ]
 )
