@@ -1,9 +1,21 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 // netlab: CNI plugins, an overlay daemon and a namespace runtime for Linux.
 // Plugins link only NetTypes/CNI/Netlink/NFTables/IPAM (FoundationEssentials at most);
 // swift-argument-parser is used by the `netlab` CLI alone.
+
+/// Linker flags that link the C++ runtime (which the static Swift runtime needs) statically
+/// into netlab-cni and netlab: `Sources/netlab-cni/static-libstdc++` holds only a link to Debian 12's
+/// libstdc++.a, and searched first it makes the Swift runtime's `-lstdc++` take the archive.
+/// Loading libstdc++.so and applying its relocations was the largest part of a plugin's
+/// start-up beyond the Go reference's. Where the link does not resolve (another toolchain),
+/// nothing changes and libstdc++.so is used.
+let staticCxxRuntime: [String] = {
+    let dir = Context.packageDirectory + "/Sources/netlab-cni/static-libstdc++"
+    return FileManager.default.fileExists(atPath: dir + "/libstdc++.a") ? ["-L", dir] : []
+}()
 
 let package = Package(
     name: "netlab",
@@ -91,7 +103,7 @@ let package = Package(
         .executableTarget(name: "netlab-cni", dependencies: [
             "CNI", "LoopbackPlugin", "BridgePlugin", "HostLocalPlugin", "PortmapPlugin",
             "FirewallPlugin", "TuningPlugin", "MacvlanPlugin", "IpvlanPlugin",
-        ], linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie"])]),
+        ], exclude: ["static-libstdc++"], linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie", "-Xclang-linker", "-static-libgcc"] + staticCxxRuntime)]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
@@ -99,7 +111,7 @@ let package = Package(
         .target(name: "NetlabDemo", dependencies: ["CNI", "Netlink", "Runtime", "SystemKit"]),
         .executableTarget(name: "netlab", dependencies: [
             "NetlabDemo", "Runtime", "SystemKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], linkerSettings: [.unsafeFlags(["-Xclang-linker", "-static-libgcc"] + staticCxxRuntime)]),
 
         // Micro benchmark of the Netlink module (veth and address churn in its own netns).
         .executableTarget(name: "netlink-bench", dependencies: ["Netlink", "NetTypes"]),
