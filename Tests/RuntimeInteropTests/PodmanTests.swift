@@ -71,7 +71,7 @@ final class PodmanTests: XCTestCase {
         XCTAssertTrue(inner.contains("10.89.41."), inner)
         XCTAssertFalse(inner.components(separatedBy: "ROUTES").last?.contains("default") ?? true, "internal network has no default route: \(inner)")
 
-        // The ips capability / CNI_ARGS IP=, and CNI_ARGS MAC=, as podman passes them.
+        // --ip and --mac-address: podman 4.3 sends them as CNI_ARGS IP= and MAC=.
         let fixed = try runOn("sub", ["--ip", "10.89.40.77", "--mac-address", "02:42:0a:59:28:4d"],
                               ["sh", "-c", "ip -o -4 addr show eth0; cat /sys/class/net/eth0/address"])
         XCTAssertTrue(fixed.contains("10.89.40.77/24"), "--ip: \(fixed)")
