@@ -28,6 +28,13 @@ done
 
 WORK=$(mktemp -d /tmp/netlab-bench-podman.XXXXXX)
 TAG=nlbp$$
+# The sandboxes mount over these; the ones the machine lacks are made, and removed at the end.
+made_dirs=()
+for d in /etc/containers /var/lib/containers /run/containers /run/libpod /var/lib/cni /run/cni /etc/cni/net.d /run/netns; do
+  p=$d chain=()
+  while [ "$p" != / ] && [ ! -e "$p" ]; do chain=("$p" "${chain[@]}"); p=$(dirname "$p"); done
+  for c in "${chain[@]}"; do [[ " ${made_dirs[*]} " == *" $c "* ]] || made_dirs+=("$c"); done
+done
 cleanup() {
   for f in "$WORK"/*/holder.pid; do
     [ -e "$f" ] || continue
@@ -37,6 +44,7 @@ cleanup() {
   done
   for ns in "$TAG-ours" "$TAG-ref"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$WORK"
+  for ((i = ${#made_dirs[@]} - 1; i >= 0; i--)); do rmdir "${made_dirs[i]}" || true; done
 }
 trap cleanup EXIT INT TERM
 

@@ -21,6 +21,9 @@ final class PodmanSandbox: @unchecked Sendable {
     let pluginDir: String
     /// The holder's pid (our child, in a session of its own).
     private let holder: pid_t
+    /// Mount points the sandbox needed that the machine did not have (outermost first):
+    /// made on the real filesystem, so removed again at teardown.
+    private let madeMountPoints: [String]
     private var holderRunning = true
 
     /// Name of the image made from busybox-static (`podman import`).
@@ -53,8 +56,24 @@ final class PodmanSandbox: @unchecked Sendable {
         pluginDir = plugins
         for m in Self.privateMounts { try FileManager.default.createDirectory(atPath: root + "/" + m.name, withIntermediateDirectories: true) }
         try Self.writeConfiguration(root: root, pluginDir: plugins)
+        madeMountPoints = Self.missingDirectories(Self.privateMounts.map(\.target) + ["/run/netns"])
         holder = try Self.startHolder(netns: world.path(hostNetns), root: root)
         try importImage()
+    }
+
+    /// The directories among `paths` and their parents that do not exist, outermost first.
+    static func missingDirectories(_ paths: [String]) -> [String] {
+        var missing: [String] = []
+        for path in paths {
+            var chain: [String] = []
+            var p = path
+            while p != "/" && !FileManager.default.fileExists(atPath: p) {
+                chain.insert(p, at: 0)
+                p = (p as NSString).deletingLastPathComponent
+            }
+            for d in chain where !missing.contains(d) { missing.append(d) }
+        }
+        return missing
     }
 
     /// podman's configuration (docs/runtimes.md explains each line).
@@ -245,6 +264,9 @@ final class PodmanSandbox: @unchecked Sendable {
                 problems.append("ending the holder \(holder): \(error)")
             }
             holderRunning = false
+        }
+        for dir in madeMountPoints.reversed() where rmdir(dir) != 0 {
+            problems.append("removing the mount point \(dir) the sandbox made: \(Errno(rawValue: errno).name)")
         }
         for p in problems { XCTFail("podman sandbox teardown: \(p)", file: file, line: line) }
         // Storage layers are overlay mounts inside the ended mount namespace: gone with it.
