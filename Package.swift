@@ -1,9 +1,21 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 // netlab: CNI plugins, an overlay daemon and a namespace runtime for Linux.
 // Plugins link only NetTypes/CNI/Netlink/NFTables/IPAM (FoundationEssentials at most);
 // swift-argument-parser is used by the `netlab` CLI alone.
+
+/// Linker flags that link the C++ runtime (which the static Swift runtime needs) statically
+/// into netlab-cni and netlab: `Sources/netlab-cni/static-libstdc++` holds only a link to Debian 12's
+/// libstdc++.a, and searched first it makes the Swift runtime's `-lstdc++` take the archive.
+/// Loading libstdc++.so and applying its relocations was the largest part of a plugin's
+/// start-up beyond the Go reference's. Where the link does not resolve (another toolchain),
+/// nothing changes and libstdc++.so is used.
+let staticCxxRuntime: [String] = {
+    let dir = Context.packageDirectory + "/Sources/netlab-cni/static-libstdc++"
+    return FileManager.default.fileExists(atPath: dir + "/libstdc++.a") ? ["-L", dir] : []
+}()
 
 let package = Package(
     name: "netlab",
@@ -20,6 +32,8 @@ let package = Package(
         .executable(name: "flannel", targets: ["flannel"]),
         .executable(name: "netlab", targets: ["netlab"]),
         .executable(name: "overlayd", targets: ["overlayd"]),
+        // Every plugin above in one executable, installed with a hard link per plugin name.
+        .executable(name: "netlab-cni", targets: ["netlab-cni"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
         .library(name: "NFTables", targets: ["NFTables"]),
@@ -106,6 +120,14 @@ let package = Package(
         // work delegated to bridge + host-local. Light modules only: never OverlayStores.
         .target(name: "FlannelPlugin", dependencies: ["CNI", "Overlay", "NetTypes", "SystemKit"]),
         .executableTarget(name: "flannel", dependencies: ["FlannelPlugin"]),
+        // The plugins as one multi-call executable (argv[0] picks the plugin), what
+        // scripts/install.sh ships. Linked as a fixed-position executable: a static Swift
+        // runtime in a PIE carries tens of thousands of relocations the loader applies at every
+        // start, and a plugin starts once per container (docs/benchmarks.md).
+        .executableTarget(name: "netlab-cni", dependencies: [
+            "CNI", "LoopbackPlugin", "BridgePlugin", "HostLocalPlugin", "PortmapPlugin",
+            "FirewallPlugin", "TuningPlugin", "MacvlanPlugin", "IpvlanPlugin", "VxlanPlugin", "FlannelPlugin",
+        ], exclude: ["static-libstdc++"], linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie", "-Xclang-linker", "-static-libgcc"] + staticCxxRuntime)]),
 
         // The runtime and its CLI.
         .target(name: "Runtime", dependencies: ["CNI", "Netlink", "NetTypes", "CNetlabShims", "SystemKit"]),
@@ -113,7 +135,7 @@ let package = Package(
         .target(name: "NetlabDemo", dependencies: ["CNI", "Netlink", "Runtime", "SystemKit"]),
         .executableTarget(name: "netlab", dependencies: [
             "NetlabDemo", "Runtime", "SystemKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], linkerSettings: [.unsafeFlags(["-Xclang-linker", "-static-libgcc"] + staticCxxRuntime)]),
 
         // Micro benchmark of the Netlink module (veth and address churn in its own netns).
         .executableTarget(name: "netlink-bench", dependencies: ["Netlink", "NetTypes"]),
@@ -153,6 +175,8 @@ let package = Package(
         .testTarget(name: "OverlayKernelTests", dependencies: ["OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "NetTypes", "SystemKit"]),
+        // Real runtimes on the plugins alone: podman's CNI backend, a libcni client, the installer.
+        .testTarget(name: "RuntimeInteropTests", dependencies: ["SystemKit", "TestSupport"], exclude: ["libcni-client"]),
         .testTarget(name: "OverlayStoresTests", dependencies: ["OverlayStores", "Overlay", "SystemKit", "TestSupport"]),
         // overlayd as a process per simulated host, on the embedded store and on a real etcd.
         .testTarget(name: "OverlayDaemonTests", dependencies: [

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-scripts/install.sh out/bin
+scripts/install.sh --force out/bin  # --force: out/bin may hold binaries of an older layout
 exec out/bin/netlab demo --cni-path "$PWD/out/bin" "$@"

@@ -11,6 +11,8 @@ PKGS=(
   libsqlite3-dev  # build: the overlay's embedded lease store (SQLite)
   iperf3  # scripts/bench-overlay.sh: TCP throughput over the overlay and routed
   etcd-server curl openssl  # tests: a real etcd v3 (/usr/bin/etcd) for the overlay's etcd lease store, started and stopped by the tests; curl checks its health, openssl makes its TLS certificates
+  podman runc busybox-static  # tests: podman's CNI backend on our plugins (runc runs the containers; the image is made from busybox-static)
+  golang-go golang-github-appc-cni-dev  # tests: a libcni client built from Debian's libcni source, as containerd and cri-o call plugins
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

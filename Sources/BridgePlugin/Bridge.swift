@@ -289,3 +289,9 @@ extension String {
         self = String(repeating: "0", count: 8 - h.count) + h
     }
 }
+
+extension Bridge {
+    /// What `bridge` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "netlab bridge plugin: veth pairs on a Linux bridge, IPAM, gateway and ipMasq (nftables)" }
+}

@@ -104,3 +104,9 @@ public struct Firewall: CNIPlugin {
         }
     }
 }
+
+extension Firewall {
+    /// What `firewall` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "netlab firewall plugin: forwarded traffic of the container accepted, bridges isolated (nftables)" }
+}

@@ -144,3 +144,9 @@ struct HostLocalConfig: PluginConfiguration {
                                         runtimeIPs: request.config.runtimeConfig.ips ?? [])
     }
 }
+
+extension HostLocal {
+    /// What `host-local` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "host-local: netlab IPAM plugin, addresses from local ranges with state in <dataDir>/<network>" }
+}

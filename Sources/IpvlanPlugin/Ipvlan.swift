@@ -55,3 +55,9 @@ public struct IpvlanConfig: ChildLinkConfig {
         return CNIResult(cniVersion: r.cniVersion, ips: prev.ips, routes: prev.routes, dns: prev.dns)
     }
 }
+
+extension ChildLinkPlugin where Config == IpvlanConfig {
+    /// What `ipvlan` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "netlab ipvlan plugin: an ipvlan of a master interface per container, IPAM or chained" }
+}

@@ -48,3 +48,9 @@ public struct Loopback: CNIPlugin {
         }
     }
 }
+
+extension Loopback {
+    /// What `loopback` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "netlab loopback plugin: brings lo up in the container netns" }
+}

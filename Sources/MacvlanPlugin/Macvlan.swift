@@ -67,3 +67,9 @@ public struct MacvlanConfig: ChildLinkConfig {
         }
     }
 }
+
+extension ChildLinkPlugin where Config == MacvlanConfig {
+    /// What `macvlan` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "netlab macvlan plugin: a macvlan of a master interface per container, IPAM" }
+}

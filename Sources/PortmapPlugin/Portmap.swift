@@ -184,3 +184,9 @@ public struct Portmap: CNIPlugin {
         }
     }
 }
+
+extension Portmap {
+    /// What `portmap` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "netlab portmap plugin: publishes container ports through nftables maps" }
+}

@@ -149,3 +149,9 @@ public struct Tuning: CNIPlugin {
         }
     }
 }
+
+extension Tuning {
+    /// What `tuning` prints when run without CNI_COMMAND (its own executable and its
+    /// multi-call name alike).
+    public static var about: String { "netlab tuning plugin: container sysctls and interface attributes, put back at DEL" }
+}

@@ -2,4 +2,4 @@
 import CNI
 import HostLocalPlugin
 
-PluginMain.run(HostLocal(), about: "host-local: netlab IPAM plugin, addresses from local ranges with state in <dataDir>/<network>")
+PluginMain.run(HostLocal(), about: HostLocal.about)

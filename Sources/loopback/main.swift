@@ -1,4 +1,4 @@
 import CNI
 import LoopbackPlugin
 
-PluginMain.run(Loopback(), about: "netlab loopback plugin: brings lo up in the container netns")
+PluginMain.run(Loopback(), about: Loopback.about)

@@ -1,4 +1,4 @@
 import CNI
 import MacvlanPlugin
 
-PluginMain.run(Macvlan(), about: "netlab macvlan plugin: a macvlan of a master interface per container, IPAM")
+PluginMain.run(Macvlan(), about: Macvlan.about)

@@ -1,4 +1,4 @@
 import CNI
 import PortmapPlugin
 
-PluginMain.run(Portmap(), about: "netlab portmap plugin: publishes container ports through nftables maps")
+PluginMain.run(Portmap(), about: Portmap.about)

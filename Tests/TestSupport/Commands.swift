@@ -20,6 +20,10 @@ public struct CommandResult: Sendable, CustomStringConvertible {
     public var jsonObject: [String: Any]? { json as? [String: Any] }
     public var jsonArray: [[String: Any]]? { json as? [[String: Any]] }
 
+    public init(command: [String], status: Int32, stdout: String, stderr: String) {
+        self.command = command; self.status = status; self.stdout = stdout; self.stderr = stderr
+    }
+
     public var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
 
     /// The command as a shell would show it.
