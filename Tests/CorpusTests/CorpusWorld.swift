@@ -99,11 +99,13 @@ final class CorpusWorld {
     }
 
     /// Runs the plugin for `c` inside the host netns.
-    func run(_ c: CorpusCase) throws -> CommandResult {
+    func run(_ c: CorpusCase, command: String? = nil) throws -> CommandResult {
         let input = try stdin(c)
         if let text = c.subnetEnv { try writeSubnetEnv(replace(text)) }
+        var env = environment(c)
+        if let command { env["CNI_COMMAND"] = command }
         return runCommand(["ip", "netns", "exec", host, BuiltProducts.path(plugin)],
-                          environment: environment(c), stdin: input, timeout: Self.timeout)
+                          environment: env, stdin: input, timeout: Self.timeout)
     }
 
     struct State: Equatable {
