@@ -16,8 +16,10 @@ let package = Package(
         .executable(name: "tuning", targets: ["tuning"]),
         .executable(name: "macvlan", targets: ["macvlan"]),
         .executable(name: "ipvlan", targets: ["ipvlan"]),
+        .executable(name: "vxlan", targets: ["vxlan"]),
         .executable(name: "flannel", targets: ["flannel"]),
         .executable(name: "netlab", targets: ["netlab"]),
+        .executable(name: "overlayd", targets: ["overlayd"]),
         .library(name: "CNI", targets: ["CNI"]),
         .library(name: "Netlink", targets: ["Netlink"]),
         .library(name: "NFTables", targets: ["NFTables"]),
@@ -28,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        // overlayd's logs (on stderr, for journald).
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C libraries, one system library target each, and one shim for what Swift cannot import.
@@ -64,6 +68,18 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
 
+        // overlayd: the flannel-compatible daemon (leases from a store, the VTEP and its peers
+        // reconciled, subnet.env, /healthz); the executable is thin.
+        .target(name: "OverlayDaemon", dependencies: [
+            "Overlay", "OverlayStores", "OverlayKernel", "Netlink", "NFTables", "NetTypes", "SystemKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "overlayd", dependencies: ["OverlayDaemon"]),
+
         // Plugin logic, one module per plugin; the executables are thin.
         .target(name: "PluginKit", dependencies: ["CNI", "HostLocalPlugin", "Netlink", "NFTables", "NetTypes", "SystemKit"]),
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit", "SystemKit"]),
@@ -83,6 +99,9 @@ let package = Package(
         .target(name: "IpvlanPlugin", dependencies: ["CNI", "Netlink", "NetTypes", "PluginKit"]),
         .executableTarget(name: "macvlan", dependencies: ["MacvlanPlugin"]),
         .executableTarget(name: "ipvlan", dependencies: ["IpvlanPlugin"]),
+        // One L2 segment across hosts: bridge's attachment on a bridge with a VXLAN device.
+        .target(name: "VxlanPlugin", dependencies: ["BridgePlugin", "CNI", "Netlink", "NetTypes", "PluginKit", "SystemKit"]),
+        .executableTarget(name: "vxlan", dependencies: ["VxlanPlugin"]),
         // flannel's CNI meta plugin: the host's subnet from subnet.env (Overlay's reader), the
         // work delegated to bridge + host-local. Light modules only: never OverlayStores.
         .target(name: "FlannelPlugin", dependencies: ["CNI", "Overlay", "NetTypes", "SystemKit"]),
@@ -135,5 +154,9 @@ let package = Package(
         .testTarget(name: "TuningPluginTests", dependencies: ["TuningPlugin", "CNI", "Netlink", "NetTypes", "SystemKit", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "NetTypes", "SystemKit"]),
         .testTarget(name: "OverlayStoresTests", dependencies: ["OverlayStores", "Overlay", "SystemKit", "TestSupport"]),
+        // overlayd as a process per simulated host, on the embedded store and on a real etcd.
+        .testTarget(name: "OverlayDaemonTests", dependencies: [
+            "OverlayDaemon", "OverlayStores", "Overlay", "NetTypes", "SystemKit", "TestSupport",
+        ]),
     ]
 )

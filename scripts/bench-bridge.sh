@@ -6,6 +6,10 @@
 # machine's own netns); ADD for every container, then DEL for every container.
 #
 # Usage: scripts/bench-bridge.sh [N]     (default 50; needs root)
+#   BASELINE=DIR  also runs the plugins in DIR (another netlab build, e.g. an earlier commit's
+#                 release products) as a third suite, to show a change's effect in one run.
+#   ROUNDS=R      runs every suite R times, alternating (default 1), and reports the median
+#                 of the rounds' medians, so a machine whose load drifts hits all suites alike.
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -66,21 +70,38 @@ PY
 }
 
 echo "running $N containers per suite..." >&2
-OURS=$(run_suite netlab "$BIN")
-REF=$(run_suite reference "$REF_DIR")
+ROUNDS=${ROUNDS:-1}
+SUITES="netlab:$BIN reference:$REF_DIR"
+[ -n "${BASELINE:-}" ] && SUITES="$SUITES baseline:$BASELINE"
+OUT="$WORK/results"
+: > "$OUT"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    for s in $SUITES; do
+        name=${s%%:*} dirs=${s#*:}
+        run_suite "$name$r" "$dirs" | sed "s/^/$name /" >> "$OUT"
+    done
+    r=$((r + 1))
+done
 
-python3 - "$OURS" "$REF" "$N" <<'PY'
-import sys
-def parse(text):
-    out = {}
-    for line in text.strip().splitlines():
-        verb, med, p95, n = line.split()
-        out[verb] = (float(med), float(p95), int(n))
-    return out
-ours, ref, n = parse(sys.argv[1]), parse(sys.argv[2]), sys.argv[3]
-print(f"bridge + host-local + loopback (conf/bridge.conflist), {n} containers, driver: cni-bench (CNIRuntime)")
-print(f"{'verb':<5} {'netlab median':>14} {'p95':>8} {'reference median':>17} {'p95':>8} {'ratio (median)':>15}")
+python3 - "$OUT" "$N" "$ROUNDS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    suite, verb, med, p95, n = line.split()
+    rows.setdefault((suite, verb), []).append((float(med), float(p95)))
+n, rounds = sys.argv[2], sys.argv[3]
+suites = [s for s in ("netlab", "baseline", "reference") if (s, "ADD") in rows]
+print(f"bridge + host-local + loopback (conf/bridge.conflist without portmap), {n} containers, "
+      f"{rounds} round(s) alternating, driver: cni-bench (CNIRuntime); medians of the rounds' medians")
+print(f"{'verb':<5}" + "".join(f"{s + ' median':>18}{'p95':>10}" for s in suites) + f"{'netlab/reference':>18}"
+      + (f"{'netlab/baseline':>17}" if "baseline" in suites else ""))
 for verb in ("ADD", "DEL"):
-    o, r = ours[verb], ref[verb]
-    print(f"{verb:<5} {o[0]:>11.2f} ms {o[1]:>5.2f} ms {r[0]:>14.2f} ms {r[1]:>5.2f} ms {o[0] / r[0]:>15.2f}")
+    med = {s: statistics.median(m for m, _ in rows[(s, verb)]) for s in suites}
+    p95 = {s: statistics.median(p for _, p in rows[(s, verb)]) for s in suites}
+    line = f"{verb:<5}" + "".join(f"{med[s]:>15.2f} ms{p95[s]:>7.2f} ms" for s in suites)
+    line += f"{med['netlab'] / med['reference']:>18.2f}"
+    if "baseline" in suites:
+        line += f"{med['netlab'] / med['baseline']:>17.2f}"
+    print(line)
 PY

@@ -12,6 +12,8 @@
 # nothing touches the machine's own network namespace. Usage:
 #   scripts/bench-portmap.sh [path/to/netlab/portmap]    (default: release build)
 # Env: POINTS="0 100 500 1000" SAMPLES=7 CONN_SECONDS=3 CONN_ROUNDS=3 IMPLS="netlab reference"
+#      BASELINE=path/to/another/netlab/portmap adds it as a third implementation, "baseline"
+#      (an earlier build: a change's effect measured in the same run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OURS=${1:-}
@@ -35,7 +37,8 @@ POINTS = [int(x) for x in os.environ.get("POINTS", "0 100 500 1000").split()]
 SAMPLES = int(os.environ.get("SAMPLES", "7"))
 CONN_SECONDS = float(os.environ.get("CONN_SECONDS", "3"))
 CONN_ROUNDS = int(os.environ.get("CONN_ROUNDS", "3"))
-IMPLS = os.environ.get("IMPLS", "netlab reference").split()
+BASELINE = os.environ.get("BASELINE", "")
+IMPLS = os.environ.get("IMPLS", "netlab baseline reference" if BASELINE else "netlab reference").split()
 TAG = "nlbench%d" % os.getpid()
 
 def sh(cmd, check=True, **kw):
@@ -83,7 +86,7 @@ class World:
                            "prevResult": prev})
 
     def plugin(self, cmd, k, ip=None, host_port=None):
-        exe = OURS if self.impl == "netlab" else REF
+        exe = {"netlab": OURS, "baseline": BASELINE, "reference": REF}[self.impl]
         cid = "bench%06d" % k
         netns = "/run/netns/" + self.ctr
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": cmd, "CNI_CONTAINERID": cid,

@@ -6,7 +6,7 @@ if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   pkg-config libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev   # build: the C libraries
-  iproute2 nftables iputils-ping netcat-openbsd tcpdump conntrack procps python3  # tests read state back with these
+  iproute2 nftables iputils-ping netcat-openbsd tcpdump conntrack procps python3 curl  # tests and doc examples read state back with these
   containernetworking-plugins  # the reference Go plugins: interop tests and benchmarks compare against them
   libsqlite3-dev  # build: the overlay's embedded lease store (SQLite)
   etcd-server curl openssl  # tests: a real etcd v3 (/usr/bin/etcd) for the overlay's etcd lease store, started and stopped by the tests; curl checks its health, openssl makes its TLS certificates

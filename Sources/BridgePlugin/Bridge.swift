@@ -4,6 +4,8 @@
 // ADD works with two rtnetlink sockets: one in the host netns (the one the plugin runs in)
 // and one opened once inside the container netns; the veth's container end is created
 // directly there. Each change registers its undo, so a failed ADD leaves nothing behind.
+// The bridge itself comes from a `BridgeSegment` (Segment.swift): the plugin's own keeps one
+// bridge; the vxlan plugin runs this same ADD with a segment of its own.
 
 import CNI
 import NFTables
@@ -16,25 +18,31 @@ public struct Bridge: CNIPlugin {
     public init() {}
 
     public func add(_ r: CNIRequest) throws -> CNIResult {
-        let conf = try r.pluginConfig(BridgeConfig.self)
+        try add(r, r.pluginConfig(BridgeConfig.self), segment: PlainBridge())
+    }
+
+    /// ADD with the configuration read already, on `segment`'s bridge: the bridge plugin's
+    /// own ADD, and the attachment of a plugin built on it (vxlan).
+    public func add(_ r: CNIRequest, _ conf: BridgeConfig, segment: some BridgeSegment) throws -> CNIResult {
         let netnsPath = try r.requireNetns()
         var undo = Rollback()
         do {
-            let result = try attach(AddContext(r, conf, netnsPath: netnsPath), &undo)
+            let result = try attach(AddContext(r, conf, netnsPath: netnsPath, plugin: segment.plugin), segment, &undo)
             undo.commit()
             return result
         } catch {
             undo.run()
-            throw CNIError.wrapping(error, context: "bridge ADD")
+            throw CNIError.wrapping(error, context: "\(segment.plugin) ADD")
         }
     }
 
     /// ADD's steps, in order; each change registers its undo.
-    private func attach(_ c: AddContext, _ undo: inout Rollback) throws -> CNIResult {
-        let br = try ensureBridge(c.host, c.conf)
+    private func attach(_ c: AddContext, _ segment: some BridgeSegment, _ undo: inout Rollback) throws -> CNIResult {
+        let br = try segment.prepare(c.host, c.conf, &undo)
         let (hostLink, ctrLink) = try createVeth(c, &undo)
         if c.conf.macSpoofCheck { try addSpoofCheck(c, hostVeth: hostLink.name, ctrLink: ctrLink, &undo) }
         try plugIntoBridge(c, hostLink.index, bridge: br.index)
+        try segment.portAdded(hostLink, owner: c.owner, on: c.host)
         var result = try addresses(c, &undo)
         result.interfaces = [
             // The `mtu` fields are written for 1.1.0 results only (older versions drop them).
@@ -43,7 +51,7 @@ public struct Bridge: CNIPlugin {
             .init(name: c.request.ifName, mac: ctrLink.mac, mtu: Int(ctrLink.mtu), sandbox: c.netnsPath),
         ]
         if c.conf.isGateway {
-            try addGatewayAddresses(c.host, br.index, result.ips, c.conf)
+            try addGatewayAddresses(c.host, br.index, result.ips, c.conf, plugin: c.plugin)
             try enableForwarding(result.ips)
         }
         if !c.conf.disableContainerInterface { try configureContainer(c, ctrLink.index, result, bridgeMAC: br.mac) }
@@ -53,6 +61,7 @@ public struct Bridge: CNIPlugin {
             try Masquerade.add(nft, bridge: c.conf.bridge, addresses: result.ips.map(\.address.address), owner: c.owner)
             undo.register("delete masquerade elements") { [owner = c.owner] in try Masquerade.removeOwned(by: owner, nft) }
         }
+        try segment.attached(result, owner: c.owner, &undo)
         return result
     }
 
@@ -66,7 +75,7 @@ public struct Bridge: CNIPlugin {
                                    mtu: c.conf.mtu, peerMAC: c.conf.mac)
         } catch let e as NetlinkError where e.isAlreadyExists {
             if try c.container.link(named: ifName) != nil {
-                throw CNIError(code: .internal, msg: "bridge ADD: container interface \"\(ifName)\" already exists in \(c.netnsPath)")
+                throw CNIError(code: .internal, msg: "\(c.plugin) ADD: container interface \"\(ifName)\" already exists in \(c.netnsPath)")
             }
             throw e
         }
@@ -78,7 +87,7 @@ public struct Bridge: CNIPlugin {
     /// with another source MAC ever reaches the bridge from it.
     private func addSpoofCheck(_ c: AddContext, hostVeth: String, ctrLink: Link, _ undo: inout Rollback) throws {
         guard let mac = ctrLink.mac else {
-            throw CNIError(code: .internal, msg: "bridge ADD: macspoofchk: container interface \(ctrLink.name) has no MAC address")
+            throw CNIError(code: .internal, msg: "\(c.plugin) ADD: macspoofchk: container interface \(ctrLink.name) has no MAC address")
         }
         let nft = try c.nft()
         try SpoofCheck.add(nft, hostVeth: hostVeth, mac: mac, owner: c.owner)
@@ -100,7 +109,7 @@ public struct Bridge: CNIPlugin {
     private func addresses(_ c: AddContext, _ undo: inout Rollback) throws -> CNIResult {
         var result = CNIResult(cniVersion: c.request.cniVersion)
         if c.conf.hasIPAM {
-            let ipam = try IPAMDelegate.allocate(c.request, &undo, plugin: "bridge")
+            let ipam = try IPAMDelegate.allocate(c.request, &undo, plugin: c.plugin)
             result.ips = ipam.ips
             result.routes = ipam.routes
             result.dns = ipam.dns
@@ -135,19 +144,21 @@ public struct Bridge: CNIPlugin {
     }
 
     /// The gateways on the bridge (one per address that has one).
-    private func addGatewayAddresses(_ host: RouteSocket, _ bridge: Int32, _ ips: [CNIResult.IPConfig], _ conf: BridgeConfig) throws {
+    private func addGatewayAddresses(_ host: RouteSocket, _ bridge: Int32, _ ips: [CNIResult.IPConfig], _ conf: BridgeConfig,
+                                     plugin: String) throws {
         for ip in ips {
             guard let gw = ip.gateway, let gwCIDR = CIDR(address: gw, prefixLength: ip.address.prefixLength) else { continue }
-            try ensureGatewayAddress(host, bridge, gwCIDR, conf)
+            try ensureGatewayAddress(host, bridge, gwCIDR, conf, plugin: plugin)
         }
     }
 
     /// The bridge, created (up, with a fixed MAC so neighbours learned for it stay valid)
-    /// when missing. Another ADD creating it at the same moment is fine.
-    func ensureBridge(_ host: RouteSocket, _ conf: BridgeConfig) throws -> Link {
+    /// when missing. Another ADD creating it at the same moment is fine. `plugin` names the
+    /// verb in messages.
+    public func ensureBridge(_ host: RouteSocket, _ conf: BridgeConfig, plugin: String = "bridge") throws -> Link {
         if let l = try host.link(named: conf.bridge) {
             guard l.kind == "bridge" else {
-                throw CNIError(code: .internal, msg: "bridge ADD: \(conf.bridge) already exists but is not a bridge (kind \(l.kind ?? "none"))")
+                throw CNIError(code: .internal, msg: "\(plugin) ADD: \(conf.bridge) already exists but is not a bridge (kind \(l.kind ?? "none"))")
             }
             return try finishBridge(host, l, conf)
         }
@@ -155,7 +166,7 @@ public struct Bridge: CNIPlugin {
             try host.addBridge(name: conf.bridge, mtu: conf.mtu, mac: Self.randomMAC(), vlanFiltering: conf.wantsVLAN)
         } catch let e as NetlinkError where e.isAlreadyExists {
         } catch let e as NetlinkError where conf.wantsVLAN && (e.errno == .notSupported || e.errno == .invalidArgument) {
-            throw CNIError(e, context: "bridge ADD: the kernel refused a VLAN-filtering bridge \(conf.bridge) "
+            throw CNIError(e, context: "\(plugin) ADD: the kernel refused a VLAN-filtering bridge \(conf.bridge) "
                 + "(vlan/vlanTrunk need bridge VLAN filtering)")
         }
         return try finishBridge(host, host.requireLink(named: conf.bridge), conf)
@@ -181,7 +192,8 @@ public struct Bridge: CNIPlugin {
 
     /// Puts `gw` on the bridge. Already there (another ADD) is success. A different address
     /// of the same subnet on the bridge is an error, or replaced with `forceAddress`.
-    func ensureGatewayAddress(_ host: RouteSocket, _ bridge: Int32, _ gw: CIDR, _ conf: BridgeConfig) throws {
+    func ensureGatewayAddress(_ host: RouteSocket, _ bridge: Int32, _ gw: CIDR, _ conf: BridgeConfig,
+                              plugin: String) throws {
         do {
             try host.addAddress(bridge, gw, broadcast: gw.broadcastAddress, noDAD: true)
         } catch let e as NetlinkError where e.isAlreadyExists {
@@ -196,7 +208,7 @@ public struct Bridge: CNIPlugin {
             // Best-effort undo of the address just added; the conflict is the error to report.
             try? host.deleteAddress(bridge, gw)
             throw CNIError(code: .internal,
-                           msg: "bridge ADD: \(conf.bridge) already has an IP address \(others[0].address) in the subnet of gateway \(gw) (set forceAddress to replace it)")
+                           msg: "\(plugin) ADD: \(conf.bridge) already has an IP address \(others[0].address) in the subnet of gateway \(gw) (set forceAddress to replace it)")
         }
         for o in others {
             do { try host.deleteAddress(bridge, o.address) } catch let e as NetlinkError where e.isNotFound {}
@@ -229,7 +241,7 @@ public struct Bridge: CNIPlugin {
     }
 
     /// The container interface's index in the result's `interfaces` (bridge, host veth, container).
-    static let containerInterfaceIndex = 2
+    public static let containerInterfaceIndex = 2
     /// The VLAN every bridge port starts in (removed with `preserveDefaultVlan: false`).
     static let defaultVLAN: UInt16 = 1
     /// The first octet's I/G bit (multicast) and U/L bit (locally administered).
@@ -248,11 +260,14 @@ final class AddContext {
     let host: RouteSocket
     let container: RouteSocket
     let owner: ElementOwner
+    /// The plugin, as messages name it.
+    let plugin: String
     private var nftSocket: NFTSocket?
 
-    init(_ r: CNIRequest, _ conf: BridgeConfig, netnsPath: String) throws {
+    init(_ r: CNIRequest, _ conf: BridgeConfig, netnsPath: String, plugin: String) throws {
         request = r
         self.conf = conf
+        self.plugin = plugin
         self.netnsPath = netnsPath
         namespace = try NetworkNamespace.open(path: netnsPath)
         host = try RouteSocket()

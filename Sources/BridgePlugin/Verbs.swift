@@ -21,7 +21,8 @@ extension Bridge {
     }
 
     /// DEL's steps: the container's veth, its masquerade and macspoofchk elements, its lease.
-    private func delSteps(_ r: CNIRequest, _ conf: BridgeConfig) -> [@Sendable () throws -> Void] {
+    /// Independent of each other; a plugin built on bridge runs them, then its own.
+    public func delSteps(_ r: CNIRequest, _ conf: BridgeConfig) -> [@Sendable () throws -> Void] {
         var steps: [@Sendable () throws -> Void] = []
         if !netnsIsGone(r.netns), let netns = r.netns {
             let ifName = r.ifName
@@ -45,54 +46,59 @@ extension Bridge {
     /// CHECK: the container interface, its addresses and routes, the host veth on the bridge,
     /// the macspoofchk and masquerade elements are all as `prevResult` says.
     public func check(_ r: CNIRequest) throws {
-        let conf = try r.pluginConfig(BridgeConfig.self)
+        try check(r, r.pluginConfig(BridgeConfig.self), plugin: "bridge")
+    }
+
+    /// CHECK with the configuration read already; `plugin` names the verb in messages.
+    public func check(_ r: CNIRequest, _ conf: BridgeConfig, plugin: String) throws {
         let prev = try r.requirePrevResult()
         let netns = try r.requireNetns()
         if conf.hasIPAM { try IPAMDelegate.check(r) }
-        try CNIError.mapping("bridge CHECK") {
+        let context = "\(plugin) CHECK"
+        try CNIError.mapping(context) {
             let host = try RouteSocket()
             let ctr = try RouteSocket(namespace: netns)
             let (link, ctrIdx) = try ContainerInterface.expect(r.ifName, of: "veth", in: prev, on: ctr, netns: netns,
-                                                               context: "bridge CHECK")
-            let hostVeth = try checkHostVeth(conf, prev, host)
-            if conf.macSpoofCheck { try checkSpoofElements(conf, r, hostVeth: hostVeth, mac: link.mac) }
+                                                               context: context)
+            let hostVeth = try checkHostVeth(conf, prev, host, context: context)
+            if conf.macSpoofCheck { try checkSpoofElements(conf, r, hostVeth: hostVeth, mac: link.mac, context: context) }
             if !conf.disableContainerInterface {
                 try ContainerInterface.verifyAddressesAndRoutes(prev, resultIndex: ctrIdx, link: link, on: ctr,
-                                                                netns: netns, context: "bridge CHECK")
+                                                                netns: netns, context: context)
             }
-            if conf.ipMasq { try checkMasquerade(conf, r, prev) }
+            if conf.ipMasq { try checkMasquerade(conf, r, prev, context: context) }
         }
     }
 
     /// The bridge exists and the host veth of `prevResult` (when it names one) is on it.
     /// Returns the host veth's name.
-    private func checkHostVeth(_ conf: BridgeConfig, _ prev: CNIResult, _ host: RouteSocket) throws -> String? {
+    private func checkHostVeth(_ conf: BridgeConfig, _ prev: CNIResult, _ host: RouteSocket, context: String) throws -> String? {
         guard let br = try host.link(named: conf.bridge), br.kind == "bridge" else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: bridge \(conf.bridge) not found")
+            throw CNIError(code: .internal, msg: "\(context): bridge \(conf.bridge) not found")
         }
         guard let hostIf = prev.interfaces.first(where: { $0.sandbox == nil && $0.name != conf.bridge }) else { return nil }
         guard let h = try host.link(named: hostIf.name) else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) not found")
+            throw CNIError(code: .internal, msg: "\(context): host veth \(hostIf.name) not found")
         }
         guard h.masterIndex == br.index else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: host veth \(hostIf.name) is not attached to \(conf.bridge)")
+            throw CNIError(code: .internal, msg: "\(context): host veth \(hostIf.name) is not attached to \(conf.bridge)")
         }
         return hostIf.name
     }
 
     /// The masquerade chains exist and every address of `prevResult` has its owned element.
-    private func checkMasquerade(_ conf: BridgeConfig, _ r: CNIRequest, _ prev: CNIResult) throws {
+    private func checkMasquerade(_ conf: BridgeConfig, _ r: CNIRequest, _ prev: CNIResult, context: String) throws {
         let owner = ElementOwner(r)
         let nft = try NFTSocket()
         let chains: [Chain]
         do { chains = try nft.chains(table: Masquerade.table) } catch let e as NFTError where e.isNotFound { chains = [] }
         let names = Set(chains.map(\.name))
         for c in [Masquerade.postrouting.name, Masquerade.chain(bridge: conf.bridge).name] where !names.contains(c) {
-            throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(Masquerade.table) \(c) missing")
+            throw CNIError(code: .internal, msg: "\(context): nftables chain \(Masquerade.table) \(c) missing")
         }
         let owned = try Masquerade.owned.find(nft) { owner.owns($0) }
         for ip in prev.ips where !owned.contains(where: { $0.1.key == [.address(ip.address.address)] }) {
-            throw CNIError(code: .internal, msg: "bridge CHECK: masquerade element for \(ip.address.address) (owner \(owner)) missing")
+            throw CNIError(code: .internal, msg: "\(context): masquerade element for \(ip.address.address) (owner \(owner)) missing")
         }
     }
 
@@ -105,7 +111,11 @@ extension Bridge {
     /// GC: IPAM's GC, then masquerade and macspoofchk elements of this network whose owner
     /// is not a valid attachment. Every step runs; the failures are reported together.
     public func gc(_ r: CNIRequest) throws {
-        let conf = try r.pluginConfig(BridgeConfig.self)
+        try gc(r, r.pluginConfig(BridgeConfig.self), plugin: "bridge")
+    }
+
+    /// GC with the configuration read already; `plugin` names the verb in messages.
+    public func gc(_ r: CNIRequest, _ conf: BridgeConfig, plugin: String) throws {
         var failures: [any Error] = []
         if conf.hasIPAM {
             do { try IPAMDelegate.gc(r) } catch { failures.append(error) }
@@ -124,32 +134,33 @@ extension Bridge {
         } catch {
             failures.append(CNIError.wrapping(error, context: "nftables GC"))
         }
-        if let e = CNIError.combining(failures, context: "bridge GC") { throw e }
+        if let e = CNIError.combining(failures, context: "\(plugin) GC") { throw e }
     }
 }
 
 extension Bridge {
     /// CHECK for macspoofchk: the chain and its rule exist, the host veth is under check and
     /// exactly the container's MAC is allowed on it, both elements owned by this attachment.
-    func checkSpoofElements(_ conf: BridgeConfig, _ r: CNIRequest, hostVeth: String?, mac: MACAddress?) throws {
+    func checkSpoofElements(_ conf: BridgeConfig, _ r: CNIRequest, hostVeth: String?, mac: MACAddress?,
+                            context: String) throws {
         let owner = ElementOwner(r)
         let nft = try NFTSocket()
         guard try SpoofCheck.hasRule(nft) else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: nftables chain \(SpoofCheck.table) \(SpoofCheck.chain.name) or its rule missing")
+            throw CNIError(code: .internal, msg: "\(context): nftables chain \(SpoofCheck.table) \(SpoofCheck.chain.name) or its rule missing")
         }
         let owned = try SpoofCheck.owned.find(nft) { owner.owns($0) }
         let ports = owned.filter { $0.0 == SpoofCheck.ports }.map(\.1.key)
         let allowed = owned.filter { $0.0 == SpoofCheck.allowed }.map(\.1.key)
         guard let veth = hostVeth ?? ports.first.flatMap({ if case .ifname(let n)? = $0.first { n } else { nil } }) else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: macspoofchk element for the host veth (owner \(owner)) missing")
+            throw CNIError(code: .internal, msg: "\(context): macspoofchk element for the host veth (owner \(owner)) missing")
         }
         guard ports.contains([.ifname(veth)]) else {
-            throw CNIError(code: .internal, msg: "bridge CHECK: macspoofchk element \"\(veth)\" (owner \(owner)) missing in \(SpoofCheck.ports.name)")
+            throw CNIError(code: .internal, msg: "\(context): macspoofchk element \"\(veth)\" (owner \(owner)) missing in \(SpoofCheck.ports.name)")
         }
         guard let mac, allowed == [[.ifname(veth), .mac(mac)]] else {
             let have = allowed.map { $0.map(\.description).joined(separator: " . ") }.joined(separator: ", ")
             throw CNIError(code: .internal,
-                           msg: "bridge CHECK: macspoofchk allows [\(have)] for owner \(owner), expected \"\(veth)\" . \(mac.map { "\($0)" } ?? "none")")
+                           msg: "\(context): macspoofchk allows [\(have)] for owner \(owner), expected \"\(veth)\" . \(mac.map { "\($0)" } ?? "none")")
         }
     }
 }

@@ -16,7 +16,7 @@ enum RTM {
 /// Link attributes (IFLA_*), their nested LINKINFO/bridge-port attributes.
 enum IFLA {
     static let address: Int32 = 1, ifname: Int32 = 3, mtu: Int32 = 4, master: Int32 = 10
-    static let protinfo: Int32 = 12, linkinfo: Int32 = 18, afSpec: Int32 = 26, netNSFD: Int32 = 28
+    static let protinfo: Int32 = 12, ifalias: Int32 = 20, linkinfo: Int32 = 18, afSpec: Int32 = 26, netNSFD: Int32 = 28
     static let infoKind: Int32 = 1, infoData: Int32 = 2
     static let brVlanFiltering: Int32 = 7
     static let brportMode: Int32 = 4, brportIsolated: Int32 = 33

@@ -22,6 +22,8 @@ public struct Link: Sendable, Hashable {
     public var linkIndex: Int32?
     /// RFC 2863 operational state ("up", "down", "lowerlayerdown", "unknown", ...).
     public var operState: String
+    /// IFLA_IFALIAS: a free-form label (`ip link set X alias TEXT`); nil when unset.
+    public var alias: String?
 
     public var isUp: Bool { flags & InterfaceFlag.up != 0 }
     public var isPromiscuous: Bool { flags & InterfaceFlag.promiscuous != 0 }
@@ -178,6 +180,10 @@ extension RouteSocket {
     public func setMAC(_ index: Int32, _ mac: MACAddress) throws {
         try setLink(index, "set address \(mac)") { try $0.put(IFLA.address, bytes: mac.bytes) }
     }
+    /// Sets the link's alias (IFLA_IFALIAS, at most 255 bytes); "" removes it.
+    public func setAlias(_ index: Int32, _ alias: String) throws {
+        try setLink(index, "set alias \"\(alias)\"") { try $0.put(IFLA.ifalias, string: alias) }
+    }
     public func rename(_ index: Int32, to name: String) throws {
         try setLink(index, "rename to \(name)") { try $0.put(IFLA.ifname, string: name) }
     }
@@ -284,5 +290,6 @@ extension Link {
         linkIndex = li > 0 ? li : nil
         var buf = [CChar](repeating: 0, count: 32)
         operState = String(cString: rtnl_link_operstate2str(rtnl_link_get_operstate(l), &buf, buf.count))
+        alias = rtnl_link_get_ifalias(l).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 }

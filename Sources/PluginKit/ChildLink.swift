@@ -93,14 +93,14 @@ extension ChildLinkConfig {
     }
 }
 
-/// Finding the master.
-enum Master {
+/// Finding the master (macvlan, ipvlan) or the underlay interface (vxlan).
+public enum Master {
     /// The master link on `sock` (whose netns `place` names): by name, or the interface of the
-    /// netns's default route (IPv4 first, then IPv6). Absent is code 7 naming `master`.
-    static func find(_ name: String?, on sock: RouteSocket, place: String) throws -> Link {
+    /// netns's default route (IPv4 first, then IPv6). Absent is code 7 naming `field`.
+    public static func find(_ name: String?, on sock: RouteSocket, place: String, field: String = "master") throws -> Link {
         if let name {
             guard let link = try sock.link(named: name) else {
-                throw CNIError.invalidConfig("master: interface \"\(name)\" not found in \(place)")
+                throw CNIError.invalidConfig("\(field): interface \"\(name)\" not found in \(place)")
             }
             return link
         }
@@ -110,7 +110,7 @@ enum Master {
                 if let index = route.outputIndex, let link = try sock.link(index: index) { return link }
             }
         }
-        throw CNIError.invalidConfig("master: not given, and \(place) has no default route to take the interface from")
+        throw CNIError.invalidConfig("\(field): not given, and \(place) has no default route to take the interface from")
     }
 
     /// `mtu` must fit the master's MTU (a child link cannot send larger frames than its parent).

@@ -74,7 +74,9 @@ public struct ElementOwner: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    static func fnv1a(_ s: String) -> String {
+    /// A stable 64-bit hash of `s` (FNV-1a) as 16 hex digits: a name that must fit a
+    /// length limit (a comment, an interface name) shortened the same way every time.
+    public static func fnv1a(_ s: String) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in s.utf8 { h ^= UInt64(b); h = h &* 0x100_0000_01b3 }
         let hex = String(h, radix: 16)

@@ -56,7 +56,7 @@ public enum NetworkMode: Equatable, Hashable, Sendable, Codable, CustomStringCon
     }
 }
 
-/// One `-p [hostIP:]hostPort:containerPort[/tcp|udp]`; field names follow the CNI
+/// One `-p [hostIP:]hostPort:containerPort[/tcp|udp|sctp]`; field names follow the CNI
 /// `portMappings` capability so the record can be handed to the portmap plugin as is.
 public struct PortMapping: Codable, Equatable, Hashable, Sendable, CustomStringConvertible {
     public var hostPort: UInt16
@@ -72,10 +72,10 @@ public struct PortMapping: Codable, Equatable, Hashable, Sendable, CustomStringC
         self.hostIP = hostIP
     }
 
-    /// Parses `[hostIP:]hostPort:containerPort[/tcp|udp]`; an IPv6 hostIP is written in brackets.
+    /// Parses `[hostIP:]hostPort:containerPort[/tcp|udp|sctp]`; an IPv6 hostIP is written in brackets.
     public init(parsing text: String) throws {
         let bad = RuntimeError.invalidArgument(
-            "invalid port mapping \"\(text)\": expected [hostIP:]hostPort:containerPort[/tcp|udp]")
+            "invalid port mapping \"\(text)\": expected [hostIP:]hostPort:containerPort[/tcp|udp|sctp]")
         var spec = Substring(text)
         var proto = "tcp"
         if let slash = spec.lastIndex(of: "/") {
@@ -104,6 +104,13 @@ public struct PortMapping: Codable, Equatable, Hashable, Sendable, CustomStringC
             throw RuntimeError.invalidArgument("invalid host IP \"\(hostIP)\" in port mapping \"\(text)\"")
         }
         self.init(hostPort: hp, containerPort: cp, protocol: proto, hostIP: hostIP)
+    }
+
+    /// Whether `other` asks for the same host port: same protocol and port, on the same host
+    /// address (an empty one, `0.0.0.0` and `::` all meaning every address).
+    public func clashes(with other: PortMapping) -> Bool {
+        func anyAddress(_ ip: String) -> String { ip == "0.0.0.0" || ip == "::" ? "" : ip }
+        return hostPort == other.hostPort && self.protocol == other.protocol && anyAddress(hostIP) == anyAddress(other.hostIP)
     }
 
     public var description: String {
@@ -152,6 +159,9 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
     public var autoRemove: Bool
     /// The simulated host this container belongs to (`--host`), nil for the machine itself.
     public var host: String?
+    /// `-e KEY=VALUE` as given to `run` (nil in states written before it was recorded), so
+    /// that `start` runs the command again with the same environment.
+    public var environment: [String]? = nil
 
     public var shortID: String { String(id.prefix(12)) }
 }

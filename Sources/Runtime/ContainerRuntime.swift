@@ -37,15 +37,18 @@ public final class ContainerRuntime: @unchecked Sendable {
     public var hostNetnsPath: String?
     /// The simulated host's name, recorded in each container (nil: the machine itself).
     public var hostName: String?
+    /// How suggested commands are written (with the global options the user gave).
+    public var hint: CommandHint
 
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     public init(runDirectory: RunDirectory, attacher: any NetworkAttacher = NoNetworkAttacher(),
-                hostNetnsPath: String? = nil, hostName: String? = nil) {
+                hostNetnsPath: String? = nil, hostName: String? = nil, hint: CommandHint = CommandHint()) {
         self.runDirectory = runDirectory
         self.attacher = attacher
         self.hostNetnsPath = hostNetnsPath
         self.hostName = hostName
+        self.hint = hint
     }
 
     static func requireRoot(_ operation: String) throws {
@@ -60,34 +63,35 @@ public final class ContainerRuntime: @unchecked Sendable {
         try Self.requireRoot("netlab run")
         let id = ContainerRecord.generateID()
         let name = req.name ?? "c" + String(id.prefix(11))
+        guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidName(name) }
+        releaseExitedBestEffort()
+        var req = req
+        if case .container(let other) = req.networkMode {
+            // Recorded by name (also when given by ID prefix), so `rm` and `check` find its sharers.
+            req.networkMode = .container(try runDirectory.find(other).name)
+        }
         try validate(req, name: name)
         let netns = try networkNamespace(for: req.networkMode, name: name)
         defer { netns.close() }
 
-        try runDirectory.claim(name)
+        try runDirectory.claim(name, remove: hint("rm", "-f", name))
         var record = ContainerRecord(
             id: id, name: name, pid: nil, pidStartTime: nil, command: req.command == ["pause"] ? [] : req.command,
             created: Date(), started: nil, finished: nil, status: .created, exitCode: nil,
             networkMode: req.networkMode, networks: [:], ports: req.ports, ip: req.ip, mac: req.mac,
             hostname: req.hostname ?? String(id.prefix(12)), rootfs: req.rootfs, netnsPath: netns.path,
             logPath: req.detach ? runDirectory.logPath(name) : nil, detached: req.detach,
-            autoRemove: req.autoRemove, host: hostName)
-        try start(&record, req, netns: netns.choice)
+            autoRemove: req.autoRemove, host: hostName, environment: req.environment)
+        do {
+            try launch(&record, netns: netns.choice)
+        } catch {
+            // Best effort: the error being thrown is what failed; teardown only tidies after it.
+            try? teardown(record)
+            throw naming(error)
+        }
         onStarted(record)
         if req.detach { return .started(record) }
         return .exited(try waitForeground(&record))
-    }
-
-    /// What can be refused before anything is made.
-    func validate(_ req: RunRequest, name: String) throws {
-        guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidName(name) }
-        try attacher.validate(mode: req.networkMode)
-        if req.networkMode == .host, !req.ports.isEmpty {
-            throw RuntimeError.invalidArgument("-p needs a network: in --network host mode the container's ports are the host's")
-        }
-        if let rootfs = req.rootfs, !Files.exists(rootfs) {
-            throw RuntimeError.invalidArgument("--rootfs \(rootfs): no such directory")
-        }
     }
 
     /// Where a new container's network namespace comes from, and the path it is known by.
@@ -109,29 +113,33 @@ public final class ContainerRuntime: @unchecked Sendable {
             return NetnsPlan(choice: .join(try FileDescriptor.open(hostNetnsPath)), path: hostNetnsPath)
         case .container(let other):
             let o = try refreshed(try runDirectory.find(other))
-            guard o.status == .running, let opid = o.pid else { throw RuntimeError.containerNotRunning(other) }
+            guard o.status == .running, let opid = o.pid else {
+                throw RuntimeError.invalidArgument(
+                    "container \(o.name) is not running, so it has no network namespace to share (start it: \(hint("start", o.name)))")
+            }
             let path = o.netnsPath ?? "/proc/\(opid)/ns/net"
             return NetnsPlan(choice: .join(try FileDescriptor.open(path)), path: runDirectory.netnsPath(name))
         }
     }
 
     /// Spawns the init, records it, mounts its netns, attaches its networks and lets its
-    /// command run. On failure everything made so far is undone.
-    func start(_ record: inout ContainerRecord, _ req: RunRequest, netns: NetnsChoice) throws {
+    /// command run. On failure the init is gone; the caller undoes the rest (teardown for a
+    /// new container, release for one being started again).
+    func launch(_ record: inout ContainerRecord, netns: NetnsChoice) throws {
         var spawned: SpawnedInit?
         do {
             try runDirectory.save(record)
-            let s = try spawnInit(record, req, netns: netns)
+            let s = try spawnInit(record, netns: netns)
             spawned = s
             // From now on ^C and kill reach the container rather than leaving it behind.
-            if !req.detach { forwardSignals(to: s.pid) }
+            if !record.detached { forwardSignals(to: s.pid) }
             record.pid = s.pid
             record.pidStartTime = ProcessStat.read(pid: s.pid)?.startTime
             try runDirectory.save(record)
-            if req.networkMode != .host {
+            if record.networkMode != .host {
                 try NetnsMounts.bind("/proc/\(s.pid)/ns/net", on: runDirectory.netnsPath(record.name))
             }
-            if req.networkMode.ownsNetworkNamespace {
+            if record.networkMode.ownsNetworkNamespace {
                 record.networks = try attacher.attach(container: record, netnsPath: runDirectory.netnsPath(record.name))
             }
             record.status = .running
@@ -141,22 +149,20 @@ public final class ContainerRuntime: @unchecked Sendable {
         } catch {
             stopForwardingSignals()
             spawned?.abandon()
-            // Best effort: the error being thrown is what failed; teardown only tidies after it.
-            try? teardown(record)
             throw error
         }
     }
 
     /// Spawns the container's init with its exit-status file, and for a detached container
     /// its log as stdout/stderr and /dev/null as stdin.
-    func spawnInit(_ record: ContainerRecord, _ req: RunRequest, netns: NetnsChoice) throws -> SpawnedInit {
-        var opts = SpawnOptions(argv: record.command, environment: environment(for: record, extra: req.environment),
-                                hostname: record.hostname, rootfs: req.rootfs, netns: netns)
+    func spawnInit(_ record: ContainerRecord, netns: NetnsChoice) throws -> SpawnedInit {
+        var opts = SpawnOptions(argv: record.command, environment: environment(for: record, extra: record.environment ?? []),
+                                hostname: record.hostname, rootfs: record.rootfs, netns: netns)
         let exit = try FileDescriptor.open(runDirectory.exitPath(record.name), [.readWrite, .create, .truncate],
                                            permissions: 0o644)
         return try exit.closeAfter { () throws(SystemError) in
             opts.exitStatus = exit
-            guard req.detach else { return try spawnContainerInit(opts) }
+            guard record.detached else { return try spawnContainerInit(opts) }
             let log = try FileDescriptor.open(runDirectory.logPath(record.name), [.writeOnly, .create, .append],
                                               permissions: 0o640)
             return try log.closeAfter { () throws(SystemError) in
@@ -170,8 +176,9 @@ public final class ContainerRuntime: @unchecked Sendable {
         }
     }
 
-    /// Waits for a foreground container's command and records its exit (or removes the
-    /// container, with `--rm`); returns the exit code.
+    /// Waits for a foreground container's command and records its exit; then removes the
+    /// container (with `--rm`) or releases its networks, as a stopped container does. Returns
+    /// the exit code.
     func waitForeground(_ record: inout ContainerRecord) throws -> Int32 {
         let code = try waitForwardingSignals(record.pid!)
         record.status = .exited
@@ -180,26 +187,13 @@ public final class ContainerRuntime: @unchecked Sendable {
         if record.autoRemove {
             try teardown(record)
         } else {
-            try runDirectory.save(record)
+            let exited = record
+            try runDirectory.withLock(record.name) {
+                try runDirectory.save(exited)
+                _ = try release(exited)
+            }
         }
         return code
-    }
-
-    /// For `run -d --rm`: starts `reaperCommand` (which must end up calling
-    /// `removeWhenExited(name)`, e.g. `netlab __reap NAME`) detached from this process.
-    public func startReaper(_ reaperCommand: [String]) throws {
-        try Subprocess.startDetached(reaperCommand[0], arguments: Array(reaperCommand.dropFirst()),
-                                     environment: ["PATH": Self.defaultPath])
-    }
-
-    /// Waits for a container's init to exit, then removes the container (networks, netns,
-    /// state) if it was started with `--rm`.
-    public func removeWhenExited(_ name: String) throws {
-        let r = try runDirectory.load(name)
-        if let pid = r.pid { try waitForExit(pid: pid, startTime: r.pidStartTime) }
-        let now = try runDirectory.load(name)
-        guard now.id == r.id, now.autoRemove else { return }
-        try teardown(refreshed(now))
     }
 
     func environment(for record: ContainerRecord, extra: [String]) -> [String] {
@@ -227,9 +221,16 @@ public final class ContainerRuntime: @unchecked Sendable {
         // A `--rm` container is about to be removed by its reaper: writing its state now
         // would race with that removal.
         if !r.autoRemove {
-            // The saved state only caches this: when the write fails (the directory is being
-            // removed meanwhile), the next reader derives the same again.
-            try? runDirectory.save(r)
+            // The saved state only caches this: when the write fails, or someone holds the
+            // container's lock (this process too, around this call), the next reader derives
+            // the same again.
+            if let lock = try? FileLock.attempt(path: runDirectory.lockPath(r.name)) {
+                defer { lock.unlock() }
+                // Only over the state this was derived from: a `start` may have run meanwhile.
+                if let now = try? runDirectory.loadIfPresent(r.name), now.pid == record.pid, now.status == .running {
+                    try? runDirectory.save(r)
+                }
+            }
         }
         return r
     }
@@ -243,7 +244,9 @@ public final class ContainerRuntime: @unchecked Sendable {
         try runDirectory.records()
             .map(refreshed)
             .filter { all || $0.status == .running }
-            .sorted { $0.created < $1.created }
+            // `created` has whole seconds on disk: within one second, the init's start time
+            // (clock ticks) orders them, and the name keeps the order stable.
+            .sorted { ($0.created, $0.pidStartTime ?? .max, $0.name) < ($1.created, $1.pidStartTime ?? .max, $1.name) }
     }
 
     public func logs(_ nameOrID: String) throws -> [UInt8] {
@@ -265,19 +268,30 @@ public final class ContainerRuntime: @unchecked Sendable {
                                    interactive: interactive)
     }
 
-    /// SIGTERM to the container's init, SIGKILL after `timeout` seconds; returns the record
-    /// once the init is gone.
+    /// SIGTERM to the container's init, SIGKILL after `timeout` seconds; once the init is gone
+    /// its networks are released (CNI DEL: address, veth, published ports) and its netns
+    /// unmounted, as Docker does on stop. Returns the record and the running containers that
+    /// shared its netns (`container:NAME`): they lose their network with it.
     @discardableResult
-    public func stop(_ nameOrID: String, timeout: Double = 10) throws -> ContainerRecord {
+    public func stop(_ nameOrID: String, timeout: Double = 10) throws -> (ContainerRecord, sharers: [ContainerRecord]) {
         try Self.requireRoot("netlab stop")
         let r = try container(nameOrID)
-        guard r.status == .running, let pid = r.pid else { return r }
-        try Processes.signal(pid, SIGTERM)
-        if !waitGone(r, seconds: timeout) {
-            try Processes.signal(pid, SIGKILL)
-            _ = waitGone(r, seconds: 10)
+        let sharers = try self.sharers(of: r)
+        if r.status == .running, let pid = r.pid {
+            try Processes.signal(pid, SIGTERM)
+            if !waitGone(r, seconds: timeout) {
+                try Processes.signal(pid, SIGKILL)
+                _ = waitGone(r, seconds: 10)
+            }
         }
-        return try refreshed(r)
+        // A `--rm` container's reaper may have removed it meanwhile: then it is gone, not stopped.
+        let stopped = try runDirectory.withLock(r.name) { () throws -> ContainerRecord? in
+            guard let now = try runDirectory.loadIfPresent(r.name), now.id == r.id else { return nil }
+            return try release(try refreshed(now))
+        }
+        var gone = r
+        gone.status = .exited
+        return ((stopped ?? nil) ?? gone, sharers)
     }
 
     /// Polls every `pollInterval` until the container's init is gone; false after `seconds`.
@@ -293,8 +307,11 @@ public final class ContainerRuntime: @unchecked Sendable {
         return true
     }
 
-    /// Removes a container: refuses a running one unless `force`, which kills it first.
-    public func remove(_ nameOrID: String, force: Bool) throws {
+    /// Removes a container: refuses a running one unless `force`, which kills it first, and
+    /// one whose netns running containers share (`container:NAME`) unless `force`. Returns
+    /// those sharers: with `force` they have lost their network.
+    @discardableResult
+    public func remove(_ nameOrID: String, force: Bool) throws -> [ContainerRecord] {
         try Self.requireRoot("netlab rm")
         let r: ContainerRecord
         do {
@@ -307,15 +324,24 @@ public final class ContainerRuntime: @unchecked Sendable {
             }
             try NetnsMounts.unmountAndRemove(runDirectory.netnsPath(nameOrID))
             try Files.removeTree(runDirectory.containerPath(nameOrID))
-            return
+            return []
+        }
+        let sharers = try self.sharers(of: r)
+        if !sharers.isEmpty && !force {
+            let names = sharers.map(\.name)
+            throw RuntimeError.invalidArgument(
+                "container \(r.name) is in use by \(names.joined(separator: ", ")) (--network container:\(r.name)): "
+                + "remove \(names.count == 1 ? "it" : "them") first (\(hint("rm", (["-f"] + names).joined(separator: " ")))), "
+                + "or use rm -f and \(names.count == 1 ? "it loses its" : "they lose their") network")
         }
         let alive = r.pid.map { ProcessStat.isAlive(pid: $0, startTime: r.pidStartTime) } ?? false
         if alive {
-            guard force else { throw RuntimeError.containerRunning(r.name) }
+            guard force else { throw RuntimeError.containerRunning(r.name, stop: hint("stop", r.name)) }
             try Processes.signal(r.pid!, SIGKILL)
             _ = waitGone(r, seconds: 10)
         }
-        try teardown(r)
+        _ = try runDirectory.withLock(r.name) { try teardown(r) }
+        return sharers
     }
 
     /// Detaches the networks, unmounts the netns and removes the state; keeps going past

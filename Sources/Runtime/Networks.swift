@@ -2,6 +2,12 @@
 // (for a simulated host, `<base>/hosts/H/networks`). The `bridge` network always exists: when
 // no conflist named bridge is there, a built-in one is used (loopback + bridge `netlab0` +
 // host-local 10.88.0.0/16 with its data under the run dir + portmap).
+//
+// Every network's host-local state lives in the host's run directory (`<run dir>/ipam`): a
+// conflist without `ipam.dataDir` gets that one, and one that names a directory outside the
+// run directory is refused, so that `host rm` leaves nothing behind and no two hosts share
+// reservations. Two networks of one host that share a bridge or overlapping subnets would
+// hand out the same addresses on one wire: `collisions(of:)` finds them for the runtime.
 
 import CNI
 import FoundationEssentials
@@ -11,8 +17,13 @@ import SystemKit
 public struct NetworkStore: Sendable {
     /// The run directory of the (real or simulated) host.
     public let hostDirectory: String
+    /// How suggested commands are written (with the user's `--host`).
+    public var hint: CommandHint
 
-    public init(hostDirectory: String) { self.hostDirectory = hostDirectory }
+    public init(hostDirectory: String, hint: CommandHint = CommandHint()) {
+        self.hostDirectory = hostDirectory
+        self.hint = hint
+    }
 
     public var directory: String { hostDirectory + "/networks" }
     /// host-local's data directory for every network of this host.
@@ -30,13 +41,46 @@ public struct NetworkStore: Sendable {
     public func load(_ name: String) throws -> NetworkConfigList {
         guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidArgument("invalid network name \"\(name)\"") }
         if let bytes = try Files.readIfPresent(path(name)) {
-            do { return try NetworkConfigList(bytes: bytes) } catch {
+            let list: NetworkConfigList
+            do { list = try NetworkConfigList(bytes: bytes) } catch {
                 throw RuntimeError.networkUnavailable(network: name, reason: "\(path(name)): \(error.msg)")
             }
+            guard list.name == name else {
+                throw RuntimeError.networkUnavailable(network: name, reason:
+                    "\(path(name)) says \"name\": \"\(list.name)\"; a network's file is named after it (rename it to \(list.name).conflist)")
+            }
+            return try withIPAMState(list)
         }
         if name == Self.defaultNetwork { return try NetworkConfigList(bytes: builtinBridge()) }
         throw RuntimeError.networkUnavailable(network: name,
-            reason: "no such network (see netlab network ls; create it with netlab network create \(name))")
+            reason: "no such network (see \(hint("network ls")); create it with \(hint("network create", name)))")
+    }
+
+    /// `list` with every host-local IPAM's state in this host's `ipam` directory: a missing
+    /// `dataDir` gets it; one outside the run directory is refused.
+    func withIPAMState(_ list: NetworkConfigList) throws -> NetworkConfigList {
+        guard case .object(var top) = try JSONValue.parse(list.bytes) else { return list }
+        var plugins = list.plugins
+        var changed = false
+        for i in plugins.indices {
+            guard case .object(var plugin) = plugins[i], case .object(var ipam)? = plugin["ipam"],
+                  ipam["type"]?.stringValue == "host-local" else { continue }
+            if let dir = ipam["dataDir"]?.stringValue {
+                guard dir == hostDirectory || dir.hasPrefix(hostDirectory + "/") else {
+                    throw RuntimeError.networkUnavailable(network: list.name, reason:
+                        "ipam.dataDir \(dir) is outside this host's run directory \(hostDirectory): its reservations would be "
+                        + "shared with whatever else uses it and outlive the host; remove the key (netlab keeps them in \(ipamDirectory))")
+                }
+                continue
+            }
+            ipam["dataDir"] = .string(ipamDirectory)
+            plugin["ipam"] = .object(ipam)
+            plugins[i] = .object(plugin)
+            changed = true
+        }
+        guard changed else { return list }
+        top["plugins"] = .array(plugins)
+        return try NetworkConfigList(bytes: JSONValue.object(top).serialized())
     }
 
     /// Every network, the built-in `bridge` included, sorted by name. A conflist that cannot be
@@ -107,21 +151,30 @@ public struct NetworkStore: Sendable {
         if Files.exists(path(name)) { throw RuntimeError.invalidArgument("network \(name) already exists") }
         var subnets: [CIDR] = []
         for s in requested {
-            guard let c = CIDR(s), c.networkAddress == c.address else {
+            guard let c = CIDR(s) else {
                 throw RuntimeError.invalidArgument("invalid --subnet \"\(s)\": expected a network address like 10.90.0.0/24")
+            }
+            let network = CIDR(address: c.networkAddress, prefixLength: c.prefixLength)!
+            guard network.address == c.address else {
+                throw RuntimeError.invalidArgument("invalid --subnet \"\(s)\": it has host bits set; use \(network)")
             }
             subnets.append(c)
         }
-        let others = try list().flatMap(Self.subnets(of:))
+        let existing = try list()
+        let others = existing.flatMap { l in Self.subnets(of: l).map { (network: l.name, subnet: $0) } }
         for s in subnets {
-            if let o = others.first(where: { $0.overlaps(s) }) {
-                throw RuntimeError.invalidArgument("subnet \(s) overlaps \(o) of another network")
+            if let o = others.first(where: { $0.subnet.overlaps(s) }) {
+                throw RuntimeError.invalidArgument("subnet \(s) overlaps \(o.subnet) of network \(o.network)")
             }
+        }
+        let bridge = Self.deriveBridgeName(name)
+        if let o = existing.first(where: { Self.bridgeName(of: $0) == bridge }) {
+            throw RuntimeError.invalidArgument("network \(o.name) already uses bridge \(bridge); choose another name")
         }
         func free(_ make: (Int) -> CIDR) throws -> CIDR {
             for n in 0..<256 {
                 let c = make(n)
-                if !others.contains(where: { $0.overlaps(c) }) { return c }
+                if !others.contains(where: { $0.subnet.overlaps(c) }) { return c }
             }
             throw RuntimeError.invalidArgument("no free subnet left: give one with --subnet")
         }
@@ -138,11 +191,25 @@ public struct NetworkStore: Sendable {
             }
             gw = g
         }
-        let json = Self.conflist(name: name, bridge: Self.deriveBridgeName(name), subnets: subnets, gateway: gw,
+        let json = Self.conflist(name: name, bridge: bridge, subnets: subnets, gateway: gw,
                                  dataDir: ipamDirectory, loopback: false)
         try Files.makeDirectories(directory)
         try Files.writeAtomically(path(name), json.serialized(pretty: true) + [10])
         return try load(name)
+    }
+
+    /// The other networks of this host that share `list`'s bridge or overlap its subnets, with
+    /// what they share (e.g. `bridge netlab0, subnet 10.88.0.0/16`).
+    public func collisions(of list: NetworkConfigList) throws -> [(network: String, shared: String)] {
+        let bridge = Self.bridgeName(of: list), subnets = Self.subnets(of: list)
+        return try self.list().filter { $0.name != list.name }.compactMap { other in
+            var shared: [String] = []
+            if let bridge, Self.bridgeName(of: other) == bridge { shared.append("bridge \(bridge)") }
+            for s in Self.subnets(of: other) where subnets.contains(where: { $0.overlaps(s) }) {
+                shared.append("subnet \(s)")
+            }
+            return shared.isEmpty ? nil : (other.name, shared.joined(separator: ", "))
+        }
     }
 
     /// `nl-NAME` when that fits in 15 bytes, else `nl-` + a prefix + a hash of the name.

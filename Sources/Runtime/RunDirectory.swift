@@ -40,14 +40,32 @@ public struct RunDirectory: Sendable {
     public func logPath(_ name: String) -> String { containerPath(name) + "/log" }
     public func exitPath(_ name: String) -> String { containerPath(name) + "/exit" }
 
-    /// Claims `name`: creates its directory, failing with `.nameInUse` if it exists.
-    func claim(_ name: String) throws {
+    public func lockPath(_ name: String) -> String { containerPath(name) + "/lock" }
+
+    /// Claims `name`: creates its directory, failing with `.nameInUse` (naming `remove`, the
+    /// command that frees the name) if it exists.
+    func claim(_ name: String, remove: String) throws {
         try Files.makeDirectories(containersPath)
         do {
             try Files.makeDirectory(containerPath(name), existingIsFine: false)
         } catch where error.kind == .exists {
-            throw RuntimeError.nameInUse(name)
+            throw RuntimeError.nameInUse(name, remove: remove)
         }
+    }
+
+    /// Runs `body` holding the container's lock (`containers/NAME/lock`): every change of a
+    /// container's state and network attachments (start, release, removal) takes it, so a
+    /// reaper waking up never releases what a `start` has just attached. Nil when the
+    /// container's directory is gone (removed meanwhile).
+    func withLock<R>(_ name: String, _ body: () throws -> R) throws -> R? {
+        let lock: FileLock
+        do {
+            lock = try FileLock(path: lockPath(name))
+        } catch where error.kind == .notFound {
+            return nil
+        }
+        defer { lock.unlock() }
+        return try body()
     }
 
     func save(_ record: ContainerRecord) throws {

@@ -20,14 +20,38 @@ extension ContainerRuntime {
     }
 
     /// `netlab check [NAME]`: CNI CHECK for every running container's attachments (or one
-    /// container's). Returns (container, nil or the failure) for each container checked.
+    /// container's), and for a container in another's netns (`container:NAME`) that it is
+    /// still there. Returns (container, nil or the failure) for each container checked.
     public func check(_ nameOrID: String?) throws -> [(ContainerRecord, String?)] {
         let cni = try requireCNI()
         let targets = try nameOrID.map { [try container($0)] } ?? (try list(all: false))
-        return targets.filter { $0.networkMode.ownsNetworkNamespace }.map { c in
+        return targets.filter { $0.networkMode != .host }.map { c in
             guard c.status == .running else { return (c, "not running") }
+            if case .container(let owner) = c.networkMode { return (c, sharedNetnsProblem(c, owner: owner)) }
             do { try cni.check(container: c); return (c, nil) } catch { return (c, "\(error)") }
         }
+    }
+
+    /// Nil when `c` is in the netns of the running container `owner`; else what happened to
+    /// its network.
+    func sharedNetnsProblem(_ c: ContainerRecord, owner: String) -> String? {
+        let fix = "\(hint("rm", "-f", c.name)) and run it again"
+        let o: ContainerRecord
+        do {
+            o = try container(owner)
+        } catch {
+            return "its network is gone: it shared the network namespace of \(owner), which was removed (\(fix))"
+        }
+        guard o.status == .running, let opid = o.pid, let pid = c.pid else {
+            return "its network is gone: it shares the network namespace of \(owner), which is \(o.status.rawValue) (\(fix))"
+        }
+        do {
+            let mine = try Files.status("/proc/\(pid)/ns/net"), theirs = try Files.status("/proc/\(opid)/ns/net")
+            if let mine, let theirs, mine.st_ino == theirs.st_ino, mine.st_dev == theirs.st_dev { return nil }
+        } catch {
+            return "cannot read its network namespace: \(error)"
+        }
+        return "its network is gone: \(owner) was started again in a new network namespace, and \(c.name) is still in the old one (\(fix))"
     }
 
     /// `netlab gc`: removes every container that is not running (with its networks, netns and
@@ -66,7 +90,7 @@ extension ContainerRuntime {
         if now.status == .created, let pid = now.pid, ProcessStat.isAlive(pid: pid, startTime: now.pidStartTime) {
             return false
         }
-        try teardown(now)
+        _ = try runDirectory.withLock(name) { try teardown(now) }
         return true
     }
 
@@ -75,8 +99,10 @@ extension ContainerRuntime {
         let cni = try requireCNI()
         let users = try containers(onNetwork: name)
         if !users.isEmpty {
+            let names = users.map(\.name)
             throw RuntimeError.invalidArgument(
-                "network \(name) is in use by \(users.map(\.name).joined(separator: ", ")): remove those containers first")
+                "network \(name) is in use by \(names.joined(separator: ", ")): remove \(names.count == 1 ? "it" : "those containers") first "
+                + "(\(hint("rm", (["-f"] + names).joined(separator: " "))))")
         }
         try cni.networks.remove(name)
     }

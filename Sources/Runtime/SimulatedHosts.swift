@@ -35,8 +35,13 @@ public struct SimulatedHosts: Sendable {
 
     /// The base run directory (not a host's): hosts live in `<base>/hosts/<name>`.
     public let base: String
+    /// How suggested commands are written (with the user's `--run-dir`, never `--host`).
+    public var hint: CommandHint
 
-    public init(base: String) { self.base = base }
+    public init(base: String, hint: CommandHint = CommandHint()) {
+        self.base = base
+        self.hint = hint
+    }
 
     public func directory(_ name: String) -> String { base + "/hosts/" + name }
     func recordPath(_ name: String) -> String { directory(name) + "/host.json" }
@@ -47,7 +52,7 @@ public struct SimulatedHosts: Sendable {
     public func get(_ name: String) throws -> SimulatedHost {
         guard ContainerRecord.isValidName(name) else { throw RuntimeError.invalidArgument("invalid host name \"\(name)\"") }
         guard let host = try record(name) else {
-            throw RuntimeError.invalidArgument("no such host: \(name) (create it with: netlab host add \(name))")
+            throw RuntimeError.invalidArgument("no such host: \(name) (create it with: \(hint("host add", name)))")
         }
         return host
     }

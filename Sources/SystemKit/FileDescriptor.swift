@@ -44,6 +44,7 @@ public struct FileDescriptor: RawRepresentable, Hashable, Sendable {
     }
 
     /// Runs `body`, then closes the descriptor, also when `body` throws.
+    @discardableResult
     public func closeAfter<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         defer { ignoringFailure { Glibc.close(rawValue) } }
         return try body()

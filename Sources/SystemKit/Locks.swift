@@ -35,6 +35,24 @@ public final class FileLock: @unchecked Sendable {
         self.fd = fd
     }
 
+    private init(path: String, fd: FileDescriptor) {
+        self.path = path
+        self.fd = fd
+    }
+
+    /// The lock if nobody holds it now (also not this process through another `FileLock`),
+    /// else nil; never waits. Opens `path` as `init` does.
+    public static func attempt(path: String) throws(SystemError) -> FileLock? {
+        let fd = try FileDescriptor.open(path, [.readWrite, .create, .noFollow], permissions: 0o644)
+        if flock(fd.rawValue, LOCK_EX | LOCK_NB) != 0 {
+            let e = Errno.current
+            ignoringFailure { Glibc.close(fd.rawValue) }
+            if e == .tryAgain { return nil }  // EWOULDBLOCK is EAGAIN on Linux
+            throw SystemError(operation: "flock(LOCK_EX|LOCK_NB)", object: path, errno: e)
+        }
+        return FileLock(path: path, fd: fd)
+    }
+
     /// Releases the lock (closing the descriptor releases it).
     public func unlock() {
         if let fd { ignoringFailure { Glibc.close(fd.rawValue) } }

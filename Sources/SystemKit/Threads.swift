@@ -41,6 +41,23 @@ public enum Threads {
         }
     }
 
+    /// Runs `work` on a new thread while the calling task is suspended, so that a blocking
+    /// call (a netlink exchange, a namespace switch) never holds one of Swift's cooperative
+    /// threads. Returns what `work` returned or rethrows what it threw; throws when no thread
+    /// can be created (the work then does not run).
+    public static func offload<R: Sendable>(_ work: @escaping @Sendable () throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<R, any Error>) in
+            let job = DetachedJob { done.resume(with: Result { try work() }) }
+            do {
+                // Nobody joins this thread: it resumes the task and ends.
+                let started = try start(job)
+                pthread_detach(started.thread)
+            } catch {
+                done.resume(throwing: error)
+            }
+        }
+    }
+
     // MARK: one pthread per job
 
     private struct Started {
@@ -71,6 +88,13 @@ private final class Job<R>: Runnable, @unchecked Sendable {
     var result: Result<R, any Error>?
     init(_ work: SendableBox<() throws -> R>) { self.work = work }
     func run() { result = Result { try work.value() } }
+}
+
+/// A job nobody waits for: it hands its result on itself.
+private final class DetachedJob: Runnable, @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+    func run() { body() }
 }
 
 /// Moves a value to a thread the caller waits for (the caller keeps no access meanwhile).

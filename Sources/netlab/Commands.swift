@@ -1,4 +1,4 @@
-// The container commands: run, ps, inspect, exec, logs, stop, rm.
+// The container commands: run, start, ps, inspect, exec, logs, stop, rm.
 
 import ArgumentParser
 import Glibc
@@ -33,7 +33,7 @@ struct Run: ParsableCommand {
     var network: String = "none"
 
     @Option(name: [.customShort("p"), .customLong("publish")],
-            help: ArgumentHelp("Publish a port: [hostIP:]hostPort:containerPort[/tcp|udp].", valueName: "mapping"))
+            help: ArgumentHelp("Publish a port: [hostIP:]hostPort:containerPort[/tcp|udp|sctp].", valueName: "mapping"))
     var publish: [String] = []
 
     @Option(help: "Request this IP address on the network.")
@@ -68,18 +68,55 @@ struct Run: ParsableCommand {
         req.autoRemove = autoRemove
         switch try runtime.run(req) {
         case .started(let record):
-            if autoRemove {
-                // Something must outlive us to remove the container when it exits.
-                do {
-                    try runtime.startReaper([selfExecutable(), "__reap"] + global.arguments + [record.name])
-                } catch {
-                    // Best effort: the reaper's failure is what is reported.
-                    try? runtime.remove(record.name, force: true)
-                    throw error
-                }
+            do {
+                try startReaper(runtime, record, global)
+            } catch {
+                // Best effort: the reaper's failure is what is reported.
+                _ = try? runtime.remove(record.name, force: true)
+                throw error
             }
             try printOut(record.id)
         case .exited(let code): if code != 0 { throw ExitCode(code) }
+        }
+    }
+}
+
+/// Something must outlive us to release a detached container's networks when it exits (and
+/// remove it, with `--rm`): `netlab __reap NAME`.
+func startReaper(_ runtime: ContainerRuntime, _ record: ContainerRecord, _ global: GlobalOptions) throws {
+    guard runtime.needsReaper(record) else { return }
+    try runtime.startReaper([selfExecutable(), "__reap"] + global.arguments + [record.name])
+}
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start stopped containers again (detached, attached to their network anew).",
+        discussion: """
+            A stopped container holds no address, veth or published port (they are released when \
+            it stops). start runs its command again in a new network namespace, attached to its \
+            network with the same -p, --ip and --mac; its output is appended to its log.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Container names or id prefixes.")
+    var containers: [String]
+
+    func run() throws {
+        let runtime = try global.makeRuntime()
+        for c in containers {
+            let before = try runtime.container(c)
+            let record = try runtime.start(c)
+            if before.status != .running {
+                do {
+                    try startReaper(runtime, record, global)
+                } catch {
+                    // Best effort: the reaper's failure is what is reported.
+                    _ = try? runtime.stop(record.name, timeout: 0)
+                    throw error
+                }
+            }
+            try printOut(record.name)
         }
     }
 }
@@ -102,8 +139,10 @@ struct PS: ParsableCommand {
         var rows = [["CONTAINER ID", "NAME", "STATUS", "PID", "NETWORK", "PORTS", "COMMAND"]]
         for r in list {
             let status = r.status == .exited ? "exited (\(r.exitCode ?? -1))" : r.status.rawValue
+            // A stopped container's ports are released: shown again once it runs (Docker's way).
+            let ports = r.status == .running ? r.ports.map(\.description).joined(separator: ",") : ""
             rows.append([r.shortID, r.name, status, r.status == .running ? r.pid.map(String.init) ?? "-" : "-",
-                         r.networkMode.description, r.ports.map(\.description).joined(separator: ","),
+                         r.networkMode.description, ports,
                          r.command.isEmpty ? "pause" : r.command.joined(separator: " ")])
         }
         try printTable(rows)
@@ -164,7 +203,8 @@ struct Logs: ParsableCommand {
 }
 
 struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop containers: SIGTERM, then SIGKILL after a timeout.")
+    static let configuration = CommandConfiguration(
+        abstract: "Stop containers: SIGTERM, then SIGKILL after a timeout; their networks are released.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -176,7 +216,11 @@ struct Stop: ParsableCommand {
 
     func run() throws {
         let runtime = try global.makeRuntime()
-        for c in containers { try printOut(try runtime.stop(c, timeout: time).name) }
+        for c in containers {
+            let (record, sharers) = try runtime.stop(c, timeout: time)
+            warnLostNetwork(sharers, owner: record.name)
+            try printOut(record.name)
+        }
     }
 }
 
@@ -186,7 +230,7 @@ struct Remove: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Flag(name: .shortAndLong, help: "Kill running containers first.")
+    @Flag(name: .shortAndLong, help: "Kill running containers first; remove one whose netns others share.")
     var force = false
 
     @Argument(help: "Container names or id prefixes.")
@@ -195,7 +239,8 @@ struct Remove: ParsableCommand {
     func run() throws {
         let runtime = try global.makeRuntime()
         for c in containers {
-            try runtime.remove(c, force: force)
+            let sharers = try runtime.remove(c, force: force)
+            warnLostNetwork(sharers, owner: c)
             try printOut(c)
         }
     }
@@ -211,7 +256,8 @@ func validatedMAC(_ text: String) throws -> String {
     return text
 }
 
-/// Hidden: waits for a `run -d --rm` container to exit and removes it.
+/// Hidden: waits for a detached container to exit, then releases its networks (or removes it,
+/// with `--rm`).
 struct Reap: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "__reap", shouldDisplay: false)
 
@@ -220,7 +266,7 @@ struct Reap: ParsableCommand {
     @Argument var container: String
 
     func run() throws {
-        try global.makeRuntime().removeWhenExited(container)
+        try global.makeRuntime().superviseUntilExit(container)
     }
 }
 

@@ -19,7 +19,8 @@ struct HostOptions: ParsableArguments {
     var cniPath: String?
 
     func hosts() throws -> SimulatedHosts {
-        SimulatedHosts(base: try RunDirectory.resolve(runDir: runDir, host: nil, environment: Environment.current).path)
+        SimulatedHosts(base: try RunDirectory.resolve(runDir: runDir, host: nil, environment: Environment.current).path,
+                       hint: CommandHint(globalOptions: runDir.map { ["--run-dir", $0] } ?? []))
     }
 }
 
@@ -76,7 +77,8 @@ struct HostRemove: ParsableCommand {
             if !existing.isEmpty {
                 guard force else {
                     throw RuntimeError.invalidArgument(
-                        "host \(name) has containers (\(existing.map(\.name).joined(separator: ", "))): remove them or use host rm -f")
+                        "host \(name) has containers (\(existing.map(\.name).joined(separator: ", "))): remove them "
+                        + "or use \(hosts.hint("host rm", "-f", name))")
                 }
             }
             try runtime.removeAll()

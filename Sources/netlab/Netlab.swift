@@ -11,7 +11,7 @@ struct Netlab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netlab",
         abstract: "Run processes as containers in their own namespaces and wire their networks.",
-        subcommands: [Run.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self,
+        subcommands: [Run.self, Start.self, PS.self, Inspect.self, Exec.self, Logs.self, Stop.self, Remove.self,
                       NetworkCommand.self, Check.self, GC.self, Status.self, HostCommand.self, Demo.self, Reap.self])
 
     /// Errors from the runtime and the system are one line a person can act on; everything
@@ -62,12 +62,15 @@ struct GlobalOptions: ParsableArguments {
         let env = Environment.current
         let dir = try RunDirectory.resolve(runDir: runDir, host: host, environment: env)
         var hostNetns: String?
-        if let host { hostNetns = try SimulatedHosts(base: try baseDirectory().path).get(host).netnsPath }
+        if let host { hostNetns = try SimulatedHosts(base: try baseDirectory().path, hint: hint.withoutHost).get(host).netnsPath }
         let dirs = CNINetworkAttacher.pluginDirectories(option: cniPath, environment: env, executable: selfExecutable())
-        let attacher = CNINetworkAttacher(networks: NetworkStore(hostDirectory: dir.path), pluginDirectories: dirs,
+        let attacher = CNINetworkAttacher(networks: NetworkStore(hostDirectory: dir.path, hint: hint), pluginDirectories: dirs,
                                           hostNetnsPath: hostNetns)
-        return ContainerRuntime(runDirectory: dir, attacher: attacher, hostNetnsPath: hostNetns, hostName: host)
+        return ContainerRuntime(runDirectory: dir, attacher: attacher, hostNetnsPath: hostNetns, hostName: host, hint: hint)
     }
+
+    /// Suggested commands repeat the options the user gave, so they act on the same host.
+    var hint: CommandHint { CommandHint(globalOptions: arguments) }
 }
 
 /// Drops the `--` that separates netlab's options from the command.
@@ -78,6 +81,14 @@ func commandArguments(_ args: [String]) -> [String] {
 /// One line on stdout. A failed write (stdout closed) is an error: the output is the result.
 func printOut(_ s: String) throws {
     try FileDescriptor.standardOutput.writeAll((s + "\n").utf8, context: "stdout")
+}
+
+/// `netlab: warning: …` on stderr for each container that lost its network because the one
+/// whose netns it shared was stopped or removed.
+func warnLostNetwork(_ sharers: [ContainerRecord], owner: String) {
+    for s in sharers {
+        printError("netlab: warning: \(s.name) lost its network: it shared \(owner)'s network namespace (--network container:\(owner))")
+    }
 }
 
 /// One line on stderr, where a failed write has nowhere left to be reported.

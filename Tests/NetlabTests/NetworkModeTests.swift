@@ -90,11 +90,12 @@ final class NetworkModeTests: XCTestCase {
         XCTAssertEqual(r.status, 0, "\(r)")
         XCTAssertEqual(trimmed(r.stdout), "web80")
 
-        // The same host port again: one line, exit 1, nothing left behind.
+        // The same host port again: one line naming the holder by name and state, exit 1,
+        // nothing left behind.
         let dup = h.netlab(["run"], ["-d", "--name", "web2", "--network", "bridge", "-p", "8080:81", "pause"])
         XCTAssertEqual(dup.status, 1, "\(dup)")
-        XCTAssertTrue(dup.stderr.hasPrefix("netlab: error: network bridge:"), dup.stderr)
-        XCTAssertTrue(dup.stderr.contains("8080"), dup.stderr)
+        XCTAssertTrue(dup.stderr.hasPrefix("netlab: error: host port 8080/tcp is already published by container web (running, -p 8080->80/tcp)"),
+                      dup.stderr)
         XCTAssertEqual(dup.stderr.split(separator: "\n").count, 1, dup.stderr)
         XCTAssertNil(h.inspect("web2"))
         XCTAssertEqual(try h.reservations("bridge"), [webIP])
@@ -103,6 +104,31 @@ final class NetworkModeTests: XCTestCase {
         XCTAssertTrue(h.netlab(["rm"], ["-f", "web"]).ok)
         let tableAfter = try h.nftTable()
         XCTAssertFalse(tableAfter.contains("8080"), tableAfter)
+    }
+
+    func testPortsIPAndMACAreRecordedAndShown() throws {
+        let h = HostHarness(self)
+        let r = h.netlab(["run"], ["-d", "--name", "p", "--network", "bridge", "-p", "8080:80", "-p", "127.0.0.1:5353:53/udp",
+                                   "-p", "9090:90/sctp", "--ip", "10.88.0.5", "--mac", "02:42:ac:11:00:05", "pause"])
+        XCTAssertEqual(r.status, 0, "\(r)")
+        let rec = try XCTUnwrap(h.inspect("p"))
+        let ports = try XCTUnwrap(rec["ports"] as? [[String: Any]])
+        XCTAssertEqual(ports.count, 3)
+        XCTAssertEqual(ports[0]["hostPort"] as? Int, 8080)
+        XCTAssertEqual(ports[0]["containerPort"] as? Int, 80)
+        XCTAssertEqual(ports[0]["protocol"] as? String, "tcp")
+        XCTAssertEqual(ports[0]["hostIP"] as? String, "")
+        XCTAssertEqual(ports[1]["hostIP"] as? String, "127.0.0.1")
+        XCTAssertEqual(ports[1]["protocol"] as? String, "udp")
+        XCTAssertEqual(ports[1]["hostPort"] as? Int, 5353)
+        XCTAssertEqual(ports[2]["protocol"] as? String, "sctp")
+        XCTAssertEqual(rec["ip"] as? String, "10.88.0.5")
+        XCTAssertEqual(rec["mac"] as? String, "02:42:ac:11:00:05")
+        XCTAssertEqual(h.ip(of: "p"), "10.88.0.5")
+        let ps = h.netlab(["ps"]).stdout
+        XCTAssertTrue(ps.contains("8080->80/tcp,127.0.0.1:5353->53/udp,9090->90/sctp"), ps)
+        let table = try h.nftTable()
+        XCTAssertTrue(table.contains("5353") && table.contains("9090"), table)
     }
 
     func testRequestedIPAndMAC() throws {

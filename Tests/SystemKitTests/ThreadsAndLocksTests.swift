@@ -102,4 +102,20 @@ final class ThreadsAndLocksTests: XCTestCase {
         }
         XCTAssertNil(try Files.linkStatus(dir + "/elsewhere"))
     }
+
+    /// `attempt` never waits: nil while another FileLock (of this very process too) holds it.
+    func testFileLockAttemptReturnsNilWhileHeldAndTheLockOnceFree() throws {
+        let dir = try makeTemporaryDirectory()
+        let path = dir + "/lock"
+        let holder = try FileLock(path: path)
+        XCTAssertNil(try FileLock.attempt(path: path))
+        holder.unlock()
+        let taken = try XCTUnwrap(try FileLock.attempt(path: path))
+        XCTAssertNil(try FileLock.attempt(path: path))
+        taken.unlock()
+        XCTAssertNotNil(try FileLock.attempt(path: path))
+        XCTAssertThrowsError(try FileLock.attempt(path: dir + "/missing/lock")) { error in
+            XCTAssertEqual((error as? SystemError)?.kind, .notFound)
+        }
+    }
 }

@@ -29,6 +29,15 @@ int netlab_pipe_cloexec(int fds[2]);
 /// The file system magic of `path` (statfs f_type) in *type; returns 0 or -1 with errno set.
 int netlab_fs_type(const char *path, long *type);
 
+// Packet sockets: struct sockaddr_ll (netpacket/packet.h) is not imported by Swift's Glibc.
+/// A socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC) for frames of `ethertype` (host byte order),
+/// bound to interface `ifindex`; returns a descriptor or -1 with errno set (nothing left open).
+int netlab_packet_socket(int ifindex, uint16_t ethertype);
+/// sendto on such a socket: `len` bytes of `buf` to the link-layer address `addr` (`addrlen`
+/// bytes, at most 8) through `ifindex`; returns what sendto returns, with errno set on failure.
+long netlab_packet_sendto(int fd, const void *buf, size_t len, int ifindex, uint16_t ethertype,
+                          const uint8_t *addr, int addrlen);
+
 // posix_spawn's GNU extensions, hidden without _GNU_SOURCE like the calls above.
 /// POSIX_SPAWN_SETSID: the child starts a new session.
 #define NETLAB_POSIX_SPAWN_SETSID 0x80

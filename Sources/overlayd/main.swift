@@ -1,0 +1,3 @@
+import OverlayDaemon
+
+await OverlaydCommand.start()
