@@ -25,6 +25,8 @@ public struct Bridge: CNIPlugin {
     /// own ADD, and the attachment of a plugin built on it (vxlan).
     public func add(_ r: CNIRequest, _ conf: BridgeConfig, segment: some BridgeSegment) throws -> CNIResult {
         let netnsPath = try r.requireNetns()
+        // Refused before the bridge or a veth exists: the later IPAM call would fail the same way.
+        try IPAMDelegate.requirePlugin(r)
         var undo = Rollback()
         do {
             let result = try attach(AddContext(r, conf, netnsPath: netnsPath, plugin: segment.plugin), segment, &undo)
