@@ -167,6 +167,8 @@ let package = Package(
         .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "SystemKit", "TestSupport"]),
         .testTarget(name: "IPAMTests", dependencies: ["IPAM", "SystemKit", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["CNI", "TestSupport"]),
+        // The bad-input corpus (Tests/Corpus) run against every plugin's executable.
+        .testTarget(name: "CorpusTests", dependencies: ["SystemKit", "TestSupport"]),
         .testTarget(name: "NetlabTests", dependencies: ["NetlabDemo", "TestSupport"]),
         // Hundreds of containers at once through the runtime, then nothing left.
         .testTarget(name: "StressTests", dependencies: ["SystemKit", "TestSupport"]),

@@ -25,6 +25,8 @@ public struct Bridge: CNIPlugin {
     /// own ADD, and the attachment of a plugin built on it (vxlan).
     public func add(_ r: CNIRequest, _ conf: BridgeConfig, segment: some BridgeSegment) throws -> CNIResult {
         let netnsPath = try r.requireNetns()
+        // Refused before the bridge or a veth exists: the later IPAM call would fail the same way.
+        try IPAMDelegate.requirePlugin(r)
         var undo = Rollback()
         do {
             let result = try attach(AddContext(r, conf, netnsPath: netnsPath, plugin: segment.plugin), segment, &undo)
@@ -51,7 +53,7 @@ public struct Bridge: CNIPlugin {
             .init(name: c.request.ifName, mac: ctrLink.mac, mtu: Int(ctrLink.mtu), sandbox: c.netnsPath),
         ]
         if c.conf.isGateway {
-            try addGatewayAddresses(c.host, br.index, result.ips, c.conf, plugin: c.plugin)
+            try addGatewayAddresses(c, br.index, port: hostLink.index, result.ips, &undo)
             try enableForwarding(result.ips)
         }
         if !c.conf.disableContainerInterface { try configureContainer(c, ctrLink.index, result, bridgeMAC: br.mac) }
@@ -143,12 +145,18 @@ public struct Bridge: CNIPlugin {
         }
     }
 
-    /// The gateways on the bridge (one per address that has one).
-    private func addGatewayAddresses(_ host: RouteSocket, _ bridge: Int32, _ ips: [CNIResult.IPConfig], _ conf: BridgeConfig,
-                                     plugin: String) throws {
+    /// The gateways on the bridge (one per address that has one). A gateway address this ADD
+    /// put there is taken off again if the ADD fails while `port` (its veth) is the bridge's
+    /// only port; once another container is on the bridge, the address is theirs too.
+    private func addGatewayAddresses(_ c: AddContext, _ bridge: Int32, port: Int32, _ ips: [CNIResult.IPConfig],
+                                     _ undo: inout Rollback) throws {
         for ip in ips {
             guard let gw = ip.gateway, let gwCIDR = CIDR(address: gw, prefixLength: ip.address.prefixLength) else { continue }
-            try ensureGatewayAddress(host, bridge, gwCIDR, conf, plugin: plugin)
+            guard try ensureGatewayAddress(c.host, bridge, gwCIDR, c.conf, plugin: c.plugin) else { continue }
+            undo.register("delete gateway \(gwCIDR) added by this ADD") { [host = c.host] in
+                guard try !host.links().contains(where: { $0.masterIndex == bridge && $0.index != port }) else { return }
+                try host.deleteAddress(bridge, gwCIDR)
+            }
         }
     }
 
@@ -190,20 +198,22 @@ public struct Bridge: CNIPlugin {
         }
     }
 
-    /// Puts `gw` on the bridge. Already there (another ADD) is success. A different address
-    /// of the same subnet on the bridge is an error, or replaced with `forceAddress`.
+    /// Puts `gw` on the bridge; true when this call added it. Already there (another ADD) is
+    /// success. A different address of the same subnet on the bridge is an error, or replaced
+    /// with `forceAddress`.
+    @discardableResult
     func ensureGatewayAddress(_ host: RouteSocket, _ bridge: Int32, _ gw: CIDR, _ conf: BridgeConfig,
-                              plugin: String) throws {
+                              plugin: String) throws -> Bool {
         do {
             try host.addAddress(bridge, gw, broadcast: gw.broadcastAddress, noDAD: true)
         } catch let e as NetlinkError where e.isAlreadyExists {
-            return
+            return false
         }
         // Newly added: look for an older address of the same subnet (only on this path).
         let others = try host.addresses(index: bridge, family: gw.family).filter {
             $0.address.address != gw.address && gw.network.contains($0.address.address) && !$0.address.address.isLinkLocal
         }
-        guard !others.isEmpty else { return }
+        guard !others.isEmpty else { return true }
         if !conf.forceAddress {
             // Best-effort undo of the address just added; the conflict is the error to report.
             try? host.deleteAddress(bridge, gw)
@@ -217,6 +227,7 @@ public struct Bridge: CNIPlugin {
         do {
             try host.addAddress(bridge, gw, broadcast: gw.broadcastAddress, noDAD: true)
         } catch let e as NetlinkError where e.isAlreadyExists {}
+        return true
     }
 
     func enableForwarding(_ ips: [CNIResult.IPConfig]) throws {

@@ -55,7 +55,13 @@ public struct NetworkConfig: Sendable {
         } ?? RuntimeConfig()
         if let p = o["prevResult"], !p.isNull {
             // Held in the config's version, as the reference plugins convert it.
-            var prev = try CNIResult.decode(p, version: vs)
+            var prev: CNIResult
+            do throws(CNIError) {
+                prev = try CNIResult.decode(p, version: vs)
+            } catch {
+                // The decoder names the field inside the result; say which result it was.
+                throw CNIError(code: error.code, msg: "prevResult: " + error.msg, details: error.details)
+            }
             prev.cniVersion = vs
             prevResult = prev
         }

@@ -56,8 +56,17 @@ public enum Delegate {
         if env.isEmpty { env = Environment.current }
         env["CNI_COMMAND"] = command.rawValue
         for (k, v) in overrides { env[k] = v.isEmpty ? nil : v }
-        let dirs = (env["CNI_PATH"] ?? "").split(separator: ":").map(String.init)
-        let path = try PluginExec.find(type, in: dirs.isEmpty ? request.path : dirs)
+        let path = try locate(type: type, environment: env, request: request)
         return try PluginExec.invoke(path, environment: env, stdin: config)
+    }
+
+    /// The executable `type` names on the CNI_PATH of `environment` (the request's own, or
+    /// this process's when the request carries none), as `invoke` would run it. A type that
+    /// is no plain file name is code 7; one found nowhere is the "failed to find plugin" error.
+    public static func locate(type: String, environment: [String: String]? = nil,
+                              request: CNIRequest) throws(CNIError) -> String {
+        let env = environment ?? (request.environment.isEmpty ? Environment.current : request.environment)
+        let dirs = (env["CNI_PATH"] ?? "").split(separator: ":").map(String.init)
+        return try PluginExec.find(type, in: dirs.isEmpty ? request.path : dirs)
     }
 }

@@ -96,7 +96,33 @@ struct AnyKey: CodingKey {
 extension JSONValue {
     /// Parses JSON text; malformed input is a code 6 error.
     public static func parse(_ bytes: some Collection<UInt8>, what: String = "JSON") throws(CNIError) -> JSONValue {
-        try CNIJSON.decode(JSONValue.self, from: Array(bytes), what: what)
+        let text = Array(bytes)
+        // Foundation's decoder accepts a comma before "}" or "]", which JSON (and Go's decoder,
+        // that every other CNI program reads a config with) refuses.
+        if let offset = trailingCommaOffset(text) {
+            throw CNIError(code: .decodingFailure, msg: "failed to decode \(what)",
+                           details: "a comma before a closing bracket at byte \(offset)")
+        }
+        return try CNIJSON.decode(JSONValue.self, from: text, what: what)
+    }
+
+    /// The offset of the first "," followed (after white space) by "}" or "]" outside a string.
+    static func trailingCommaOffset(_ text: [UInt8]) -> Int? {
+        var inString = false, escaped = false, lastComma: Int? = nil
+        for (i, b) in text.enumerated() {
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "\""): inString = true; lastComma = nil
+            case UInt8(ascii: ","): lastComma = i
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): if let c = lastComma { return c }
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): break
+            default: lastComma = nil
+            }
+        }
+        return nil
     }
 
     /// Converts to a typed value through the JSON decoder (errors carry the field path).

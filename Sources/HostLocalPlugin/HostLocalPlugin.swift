@@ -16,7 +16,9 @@ public struct HostLocal: CNIPlugin {
         try mapped {
             let net = try r.pluginConfig(HostLocalConfig.self)
             let requested = try net.requestedIPs(r)
-            let out = try net.allocator().add(containerID: r.containerID, ifName: r.ifName, requested: requested)
+            // Checked before the store exists: a refused ADD leaves no network directory behind.
+            let checked = try Allocator.check(net.settings, containerID: r.containerID, ifName: r.ifName, requested: requested)
+            let out = try net.allocator().add(checked)
             return CNIResult(cniVersion: r.cniVersion,
                              ips: out.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway) },
                              routes: out.routes.map { CNIResult.Route(dst: $0.dst, gw: $0.gw) },

@@ -47,25 +47,13 @@ public struct Allocator {
     /// hand out the next free address after their last reserved one. On any failure the
     /// addresses reserved by this call are released before the error is thrown.
     public func allocate(containerID: String, ifName: String, requested: [IPAddress] = []) throws -> [Allocation] {
-        let attachment = try Allocator.attachment(containerID, ifName)
-        var wanted: [Int: IPAddress] = [:]
-        for ip in requested {
-            guard let i = settings.rangeSetIndex(for: ip) else {
-                let sets = settings.rangeSets.map { "[\($0)]" }.joined(separator: ", ")
-                throw IPAMError.invalidConfig("requested IP address \(ip) is not inside any range set (\(sets))")
-            }
-            if let other = wanted[i], other != ip {
-                throw IPAMError.invalidConfig("requested IP addresses \(other) and \(ip) are both in range set \(i) "
-                    + "(\(settings.rangeSets[i])); request at most one address per range set")
-            }
-            let r = settings.rangeSets[i].range(for: ip)!
-            if r.isReserved(ip) {
-                throw IPAMError.invalidConfig("requested IP address \(ip) is the gateway, network or broadcast "
-                    + "address of subnet \(r.subnet)")
-            }
-            wanted[i] = ip
-        }
-        return try store.withLock {
+        let (attachment, wanted) = try Allocator.validate(settings, containerID: containerID, ifName: ifName, requested: requested)
+        return try allocate(attachment, wanted)
+    }
+
+    /// `allocate` for an attachment and requests `validate` accepted.
+    func allocate(_ attachment: AttachmentID, _ wanted: [Int: IPAddress]) throws -> [Allocation] {
+        try store.withLock {
             let existing = try store.reservations()
             var done: [Allocation] = []
             do {
@@ -182,6 +170,32 @@ public struct Allocator {
     static func held(by a: AttachmentID, in all: [Reservation]) -> [Reservation] {
         let exact = all.filter { $0.isExactly(a) }
         return exact.isEmpty ? all.filter { $0.isLegacy(of: a) } : exact
+    }
+
+    /// Checks an ADD's attachment and requested addresses against `settings` without touching
+    /// the store, so a refused request is refused before the network's directory is made.
+    /// Returns the attachment and the requested address of each range set (by index).
+    static func validate(_ settings: IPAMSettings, containerID: String, ifName: String,
+                         requested: [IPAddress]) throws -> (AttachmentID, [Int: IPAddress]) {
+        let attachment = try attachment(containerID, ifName)
+        var wanted: [Int: IPAddress] = [:]
+        for ip in requested {
+            guard let i = settings.rangeSetIndex(for: ip) else {
+                let sets = settings.rangeSets.map { "[\($0)]" }.joined(separator: ", ")
+                throw IPAMError.invalidConfig("requested IP address \(ip) is not inside any range set (\(sets))")
+            }
+            if let other = wanted[i], other != ip {
+                throw IPAMError.invalidConfig("requested IP addresses \(other) and \(ip) are both in range set \(i) "
+                    + "(\(settings.rangeSets[i])); request at most one address per range set")
+            }
+            let r = settings.rangeSets[i].range(for: ip)!
+            if r.isReserved(ip) {
+                throw IPAMError.invalidConfig("requested IP address \(ip) is the gateway, network or broadcast "
+                    + "address of subnet \(r.subnet)")
+            }
+            wanted[i] = ip
+        }
+        return (attachment, wanted)
     }
 
     /// Checks the IDs that end up in reservation files.

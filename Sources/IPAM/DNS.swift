@@ -57,12 +57,33 @@ public struct IPAMOutput: Hashable, Sendable {
     }
 }
 
+/// An ADD checked against the settings before any store is opened: the attachment, the
+/// requested address of each range set, and the DNS settings read from `resolvConf`.
+public struct CheckedAdd {
+    let attachment: AttachmentID
+    let wanted: [Int: IPAddress]
+    let dns: DNSSettings?
+}
+
 extension Allocator {
-    /// ADD in one call: reads `resolvConf` first (so a bad path fails before anything is
-    /// reserved), allocates, and returns addresses, the configured routes and DNS.
+    /// ADD in one call: `check`, then `add` of what it accepted.
     public func add(containerID: String, ifName: String, requested: [IPAddress] = []) throws -> IPAMOutput {
+        try add(Allocator.check(settings, containerID: containerID, ifName: ifName, requested: requested))
+    }
+
+    /// Everything of an ADD that needs no store: a refused ADD (a bad name, a requested
+    /// address outside the ranges or reserved, an unreadable `resolvConf`) is refused before
+    /// the store's directory is made.
+    public static func check(_ settings: IPAMSettings, containerID: String, ifName: String,
+                             requested: [IPAddress]) throws -> CheckedAdd {
+        let (attachment, wanted) = try validate(settings, containerID: containerID, ifName: ifName, requested: requested)
         let dns = try settings.resolvConf.map { try DNSSettings(resolvConfPath: $0) }
-        let ips = try allocate(containerID: containerID, ifName: ifName, requested: requested)
-        return IPAMOutput(ips: ips, routes: settings.routes, dns: dns)
+        return CheckedAdd(attachment: attachment, wanted: wanted, dns: dns)
+    }
+
+    /// Allocates what `check` accepted; returns addresses, the configured routes and DNS.
+    public func add(_ checked: CheckedAdd) throws -> IPAMOutput {
+        let ips = try allocate(checked.attachment, checked.wanted)
+        return IPAMOutput(ips: ips, routes: settings.routes, dns: checked.dns)
     }
 }

@@ -114,7 +114,14 @@ public final class DiskStore: IPAMStore {
         try DiskStore.validateNetworkName(network)
         guard !dataDir.isEmpty else { throw IPAMError.invalidConfig("dataDir is empty") }
         directory = DiskStore.directory(network: network, dataDir: dataDir)
-        try storeCall { () throws(SystemError) in try Files.makeDirectories(directory, permissions: DiskStore.directoryMode) }
+        try storeCall { () throws(SystemError) in
+            try Files.makeDirectories(directory, permissions: DiskStore.directoryMode)
+            // A symlink planted in the network's place would carry every reservation elsewhere.
+            if let st = try Files.linkStatus(directory), (st.st_mode & S_IFMT) == S_IFLNK {
+                throw SystemError(operation: "open", object: directory, errno: .loop,
+                                  message: "the network's state directory is a symlink; it is not followed")
+            }
+        }
     }
 
     /// `<dataDir>/<network>`, trailing slashes of `dataDir` dropped.

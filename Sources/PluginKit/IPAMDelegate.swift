@@ -35,6 +35,14 @@ public enum IPAMDelegate {
         try Delegate.gc(type: r.config.ipamType ?? "", config: r.configBytes, request: r)
     }
 
+    /// ADD's first check, before anything is created: `ipam.type` (when set) names a plugin
+    /// that can be run — a plain file name found on CNI_PATH. An invalid name is code 7, a
+    /// missing plugin the "failed to find plugin" error, both as the later call would report.
+    public static func requirePlugin(_ r: CNIRequest) throws {
+        guard let t = r.config.ipamType, !t.isEmpty else { return }
+        _ = try Delegate.locate(type: t, request: r)
+    }
+
     /// ADD's addresses: runs the IPAM plugin, registers the release with `undo`, and requires
     /// at least one address (an empty answer is an error of `plugin`'s ADD).
     public static func allocate(_ r: CNIRequest, _ undo: inout Rollback, plugin: String) throws -> CNIResult {

@@ -139,6 +139,21 @@ public struct Mapping: Sendable, Hashable, CustomStringConvertible {
                 if !out.contains(m) { out.append(m) }
             }
         }
+        try refuseConflicts(out)
         return out
+    }
+
+    /// One host port (protocol, host address, family) mapped to two container ports cannot
+    /// hold: the map keeps a key once. Refused here, before anything is sent to the kernel.
+    static func refuseConflicts(_ mappings: [Mapping]) throws(CNIError) {
+        var seen: [String: Mapping] = [:]
+        for m in mappings {
+            let key = "\(m.proto) \(m.hostPort) \(m.hostIP.map { "\($0)" } ?? "any") \(m.containerIP.isV4)"
+            if let other = seen[key], other != m {
+                throw CNIError.invalidConfig("portmap: hostPort \(m.hostPort) is mapped twice "
+                    + "(to \(other.containerIP) port \(other.containerPort) and \(m.containerIP) port \(m.containerPort))")
+            }
+            seen[key] = m
+        }
     }
 }

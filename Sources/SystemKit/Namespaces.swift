@@ -66,7 +66,14 @@ public enum Namespaces {
         try Threads.run { () throws -> T in
             let original = try FileDescriptor.open("/proc/thread-self/ns/\(kind.procName)")
             return try original.closeAfter { () throws -> T in
-                try syscall("enter netns", name) { netlab_setns(target.rawValue, kind.cloneFlag) }
+                // setns answers EINVAL for a namespace of another kind (CNI_NETNS naming a uts
+                // namespace, say): for the caller that is no namespace of this kind at all.
+                if netlab_setns(target.rawValue, kind.cloneFlag) != 0 {
+                    let code = errno
+                    guard code == EINVAL else { throw SystemError(operation: "enter netns", object: name, errno: code) }
+                    throw SystemError(operation: "enter netns", object: name, errno: code, kind: .namespaceGone,
+                                      message: "not a \(kind.procName) namespace")
+                }
                 // Switch back before the thread ends; if that fails the thread ends anyway.
                 defer { ignoringFailure { netlab_setns(original.rawValue, kind.cloneFlag) } }
                 return try body()
