@@ -7,7 +7,7 @@ import TestSupport
 import XCTest
 
 final class MultiCallTests: XCTestCase {
-    static let plugins = ["loopback", "bridge", "host-local", "portmap", "firewall", "tuning", "macvlan", "ipvlan"]
+    static let plugins = ["loopback", "bridge", "host-local", "portmap", "firewall", "tuning", "macvlan", "ipvlan", "vxlan", "flannel"]
     var links = ""
 
     override func setUpWithError() throws {
