@@ -32,21 +32,11 @@ final class CrashFaultTests: XCTestCase {
         try XCTSkipUnless(geteuid() == 0, "builds network namespaces, bridges and nftables tables: needs root")
         world = TestWorld()
         addTeardownBlock { [world] in world?.cleanup() }
-        host = try world.makeNetns("host")
-        dataDir = world.tempDirectory("ipam")
-        cacheDir = world.tempDirectory("cache")
-        let list: [String: Any] = [
-            // 1.1.0, so that GC reaches every plugin (cni.dev/valid-attachments).
-            "cniVersion": "1.1.0", "name": network,
-            "plugins": [
-                ["type": "bridge", "bridge": world.shortName("nlft"), "isGateway": true, "ipMasq": true,
-                 "ipam": ["type": "host-local", "dataDir": dataDir, "ranges": [[["subnet": "10.124.0.0/16"]]]]],
-                ["type": "portmap", "capabilities": ["portMappings": true], "snat": true],
-                ["type": "firewall", "ingressPolicy": "same-bridge"],
-            ],
-        ]
-        conflist = world.tempDirectory("conf") + "/faults.conflist"
-        try JSONSerialization.data(withJSONObject: list).write(to: URL(fileURLWithPath: conflist))
+        // 1.1.0, so that GC reaches every plugin (cni.dev/valid-attachments).
+        let w = try ConflistWorld(world, network: network, cniVersion: "1.1.0", bridgePrefix: "nlft", subnet: "10.124.0.0/16",
+                                  chained: [["type": "portmap", "capabilities": ["portMappings": true], "snat": true],
+                                            ["type": "firewall", "ingressPolicy": "same-bridge"]])
+        (host, conflist, cacheDir, dataDir) = (w.host, w.conflist, w.cacheDir, w.dataDir)
     }
 
     func testKilledAddsAndDelsLeaveNothingAfterDelAndGC() throws {

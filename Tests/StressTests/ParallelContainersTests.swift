@@ -34,20 +34,10 @@ final class ParallelContainersTests: XCTestCase {
         try XCTSkipUnless(geteuid() == 0, "builds network namespaces, bridges and nftables tables: needs root")
         world = TestWorld()
         addTeardownBlock { [world] in world?.cleanup() }
-        host = try world.makeNetns("host")
-        dataDir = world.tempDirectory("ipam")
-        cacheDir = world.tempDirectory("cache")
-        let list: [String: Any] = [
-            "cniVersion": "1.0.0", "name": network,
-            "plugins": [
-                ["type": "bridge", "bridge": world.shortName("nlst"), "isGateway": true, "ipMasq": true,
-                 "hairpinMode": true,
-                 "ipam": ["type": "host-local", "dataDir": dataDir, "ranges": [[["subnet": "10.123.0.0/16"]]]]],
-                ["type": "portmap", "capabilities": ["portMappings": true], "snat": true],
-            ],
-        ]
-        conflist = world.tempDirectory("conf") + "/stress.conflist"
-        try JSONSerialization.data(withJSONObject: list).write(to: URL(fileURLWithPath: conflist))
+        let w = try ConflistWorld(world, network: network, cniVersion: "1.0.0", bridgePrefix: "nlst", subnet: "10.123.0.0/16",
+                                  bridgeOptions: ["hairpinMode": true],
+                                  chained: [["type": "portmap", "capabilities": ["portMappings": true], "snat": true]])
+        (host, conflist, cacheDir, dataDir) = (w.host, w.conflist, w.cacheDir, w.dataDir)
     }
 
     func testTwoHundredContainersAddedAndDeletedInParallelLeaveNothing() throws {
