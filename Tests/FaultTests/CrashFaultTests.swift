@@ -42,10 +42,14 @@ final class CrashFaultTests: XCTestCase {
     func testKilledAddsAndDelsLeaveNothingAfterDelAndGC() throws {
         let netns = try world.makeBareNetns(["c"])[0]
         var killedAdds = 0, killedDels = 0, finished = 0
+        // Kills land within a call's own duration on this machine, whatever its speed or load:
+        // the delays are drawn up to the median whole ADD and DEL measured here first.
+        let (addMS, delMS) = try measuredDurations(netns: netns)
         for trial in 0..<Self.trials {
             let id = "fault-\(trial)"
-            let delay = Double(Int.random(in: 0...Self.maxDelayMilliseconds)) / 1000
             let killDuringAdd = trial % 2 == 0
+            let bound = min(Self.maxDelayMilliseconds, max(10, killDuringAdd ? addMS : delMS))
+            let delay = Double(Int.random(in: 0...bound)) / 1000
             if killDuringAdd {
                 let add = try call("add", id: id, netns: netns, killAfter: delay)
                 if Self.wasKilled(add) { killedAdds += 1 } else { finished += 1 }
@@ -72,6 +76,20 @@ final class CrashFaultTests: XCTestCase {
         XCTAssertGreaterThan(killedDels, Self.trials / 8, "too few DELs killed mid-call")
         print("CrashFaultTests: \(Self.trials) trials, \(killedAdds) ADDs and \(killedDels) DELs killed mid-call, "
             + "\(finished) calls finished before the kill; leaks found: 0 unless reported above")
+    }
+
+    /// The median wall time in milliseconds of three whole ADDs and DELs (not killed).
+    func measuredDurations(netns: String) throws -> (add: Int, del: Int) {
+        var adds: [Int] = [], dels: [Int] = []
+        for i in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            XCTAssertEqual(try call("add", id: "probe-\(i)", netns: netns).status, 0)
+            let mid = DispatchTime.now().uptimeNanoseconds
+            XCTAssertEqual(try call("del", id: "probe-\(i)", netns: netns).status, 0)
+            let end = DispatchTime.now().uptimeNanoseconds
+            adds.append(Int((mid - start) / 1_000_000)); dels.append(Int((end - mid) / 1_000_000))
+        }
+        return (adds.sorted()[1], dels.sorted()[1])
     }
 
     // MARK: calls
