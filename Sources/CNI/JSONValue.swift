@@ -48,6 +48,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
         // Each `try?` below probes which JSON type the value is; the last try reports a mismatch.
+        // Each shape is tried in turn: a container of the wrong kind is "not this one", not an error.
         if var a = try? decoder.unkeyedContainer() {
             var out: [JSONValue] = []
             while !a.isAtEnd { out.append(try a.decode(JSONValue.self)) }

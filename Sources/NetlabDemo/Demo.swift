@@ -167,6 +167,7 @@ public struct Demo {
                 netlab(["host", "rm", "-f"], host: nil, [h])
             }
             let ns = SimulatedHosts.netnsName(h)
+            // Best effort: what a crashed earlier run left; anything still there fails the next step loudly.
             if NetworkNamespace.isLive(path: NetworkNamespace.path(named: ns)) { try? NetworkNamespace.delete(named: ns) }
             if let underlay = try? RouteSocket(namespace: SimulatedHosts.underlayNetns) {
                 try? underlay.deleteLink(named: "u-" + h)
@@ -187,6 +188,7 @@ public struct Demo {
     /// when inspect fails or prints no address.
     func containerIP(_ host: String, _ name: String, network: String) -> String? {
         let out = netlab(["inspect"], host: host, [name]).out
+        // Output that is not a container record means "no address": the row then fails naming it.
         guard let v = try? JSONValue.parse(Array(out.utf8)),
               let addr = v["networks"]?[network]?["ips"]?.arrayValue?.first?["address"]?.stringValue else { return nil }
         return addr.split(separator: "/").first.map(String.init)

@@ -42,6 +42,7 @@ enum GoJSON: Decodable, Sendable, Hashable {
     case object([String: GoJSON])
 
     init(from decoder: any Decoder) throws {
+        // Each shape is tried in turn: a container of the wrong kind is "not this one", not an error.
         if let o = try? decoder.container(keyedBy: GoJSONKey.self) {
             var out: [String: GoJSON] = [:]
             for k in o.allKeys { out[k.stringValue] = try o.decode(GoJSON.self, forKey: k) }

@@ -11,6 +11,7 @@ struct EtcdInt: Codable, Hashable, Sendable, ExpressibleByIntegerLiteral {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
+        // etcd's gateway writes int64 as a JSON string, sometimes as a number: try the string first.
         if let s = try? c.decode(String.self), let v = Int64(s) {
             value = v
         } else {

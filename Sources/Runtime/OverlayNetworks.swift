@@ -101,7 +101,10 @@ public struct OverlayNetworks: Sendable {
         }
         let subnet = try Self.parseSubnet(requested)
         try checkFree(name: name, subnet: subnet, on: all)
-        let vni = (1...).first { v in !((try? list()) ?? []).contains { $0.vni == v } }!
+        // The lowest VNI no other overlay network of the run directory uses; a failed listing
+        // fails the create (it must never hand out a VNI that may be taken).
+        let taken = Set(try list().map(\.vni))
+        let vni = (1...).first { !taken.contains($0) }!
         let network = OverlayNetwork(name: name, subnet: subnet, vni: vni, etcdEndpoints: etcdEndpoints)
         try Files.makeDirectories(directory(name))
         do {
